@@ -1,0 +1,100 @@
+"""Wait for objects to reach a state by list + watch, the way `kubectl wait` does."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from kubernetes import client, watch
+from kubernetes.client.exceptions import ApiException
+
+from .deadline import Deadline, DeadlineExceeded, call
+from .errors import describe, is_transient
+from .log import EventLog
+
+# What a check returns: None when the wait is over, else a short text of what is still missing.
+Check = Callable[[dict[str, dict[str, Any]]], str | None]
+
+PROGRESS_EVERY_S = 10.0
+
+
+def condition_status(obj: dict[str, Any], cond_type: str) -> str | None:
+    for cond in (obj.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == cond_type:
+            return str(cond.get("status"))
+    return None
+
+
+def condition_reason(obj: dict[str, Any], cond_type: str) -> str:
+    for cond in (obj.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == cond_type:
+            return f"{cond.get('reason') or ''} {cond.get('message') or ''}".strip()
+    return ""
+
+
+def _name(obj: dict[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("name", ""))
+
+
+def wait_until(
+    api: client.ApiClient,
+    list_fn: Callable[..., Any],
+    check: Check,
+    deadline: Deadline,
+    log: EventLog,
+    step: str,
+    what: str,
+    field_selector: str | None = None,
+) -> dict[str, dict[str, Any]]:
+    """List, then watch from the list's resourceVersion until check() is satisfied.
+
+    Returns the objects seen (by name). Raises DeadlineExceeded with what is still missing,
+    or the first permanent API error. Progress is logged every PROGRESS_EVERY_S seconds.
+    """
+    selector = {"field_selector": field_selector} if field_selector else {}
+    pending: str | None = what
+    while True:
+        listed = call(lambda: list_fn(**selector), deadline, log, step, f"listing for {what}")
+        listed = api.sanitize_for_serialization(listed)
+        objects = {_name(obj): obj for obj in listed.get("items") or []}
+        pending = check(objects)
+        if pending is None:
+            return objects
+        version = (listed.get("metadata") or {}).get("resourceVersion")
+        try:
+            while True:
+                if deadline.expired():
+                    raise DeadlineExceeded(f"timed out after {deadline.elapsed():.0f}s waiting for {what}: {pending}")
+                window = max(1, int(min(deadline.remaining(), PROGRESS_EVERY_S)))
+                stream = watch.Watch().stream(
+                    list_fn,
+                    resource_version=version,
+                    timeout_seconds=window,
+                    allow_watch_bookmarks=True,
+                    _request_timeout=window + 5,
+                    **selector,
+                )
+                for event in stream:
+                    obj = api.sanitize_for_serialization(event["object"])
+                    version = (obj.get("metadata") or {}).get("resourceVersion") or version
+                    if event["type"] == "DELETED":
+                        objects.pop(_name(obj), None)
+                    elif event["type"] in ("ADDED", "MODIFIED"):
+                        objects[_name(obj)] = obj
+                    pending = check(objects)
+                    if pending is None:
+                        return objects
+                log.info(step, f"waiting for {what}", waited_s=round(deadline.elapsed(), 1), missing=pending)
+        except ApiException as err:
+            if err.status != 410 and not is_transient(err):
+                raise
+            # 410: our resourceVersion is too old; anything else transient: list again.
+            log.info(step, f"watch restarted while waiting for {what}", cause=describe(err))
+        except Exception as err:
+            if not is_transient(err):
+                raise
+            log.warn(step, f"watch interrupted while waiting for {what}", cause=describe(err))
+            if deadline.expired():
+                raise DeadlineExceeded(
+                    f"timed out after {deadline.elapsed():.0f}s waiting for {what}: {describe(err)}"
+                ) from err

@@ -1,0 +1,111 @@
+"""The hook's input: the ITS list and settings the chart renders into its.json."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Literal, cast
+
+SpaceType = Literal["vcluster", "host", "external"]
+SPACE_TYPES: tuple[SpaceType, ...] = ("vcluster", "host", "external")
+
+
+class ConfigError(ValueError):
+    """The rendered configuration is not what the chart produces."""
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    name: str
+    namespace: str
+    key: str
+
+
+@dataclass(frozen=True)
+class ItsSpec:
+    name: str
+    type: SpaceType
+    install_clusteradm: bool
+    bootstrap_secret: SecretRef | None
+
+    @property
+    def system_namespace(self) -> str:
+        """The namespace KubeFlex creates for the space in the hosting cluster."""
+        return f"{self.name}-system"
+
+
+@dataclass(frozen=True)
+class HookConfig:
+    itses: tuple[ItsSpec, ...]
+    deadline_seconds: float
+    image_registry: str
+    bundle_version: str
+
+
+def _field(obj: dict[str, Any], key: str, kind: type, where: str) -> Any:
+    if key not in obj:
+        raise ConfigError(f"{where}.{key} is missing")
+    value = obj[key]
+    # bool is an int subclass: never accept one for the other.
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        raise ConfigError(f"{where}.{key} must be a {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _its(obj: Any, where: str) -> ItsSpec:
+    if not isinstance(obj, dict):
+        raise ConfigError(f"{where} must be an object")
+    space_type = _field(obj, "type", str, where)
+    if space_type not in SPACE_TYPES:
+        raise ConfigError(f"{where}.type must be one of {', '.join(SPACE_TYPES)}, got {space_type!r}")
+    bootstrap: SecretRef | None = None
+    raw = obj.get("bootstrapSecret")
+    if raw is not None:
+        bwhere = f"{where}.bootstrapSecret"
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{bwhere} must be an object")
+        bootstrap = SecretRef(
+            name=_field(raw, "name", str, bwhere),
+            namespace=_field(raw, "namespace", str, bwhere),
+            key=_field(raw, "key", str, bwhere),
+        )
+    if (space_type == "external") != (bootstrap is not None):
+        raise ConfigError(f"{where}.bootstrapSecret is required for type external and only for it")
+    return ItsSpec(
+        name=_field(obj, "name", str, where),
+        type=cast(SpaceType, space_type),
+        install_clusteradm=_field(obj, "installClusteradm", bool, where),
+        bootstrap_secret=bootstrap,
+    )
+
+
+def parse_config(text: str) -> HookConfig:
+    """Parse its.json as rendered by the chart (all defaults already applied there)."""
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"its.json is not JSON: {err}") from err
+    if not isinstance(raw, dict):
+        raise ConfigError("its.json must be an object")
+    items = _field(raw, "itses", list, "its.json")
+    itses = tuple(_its(item, f"itses[{i}]") for i, item in enumerate(items))
+    names = [its.name for its in itses]
+    if len(set(names)) != len(names):
+        raise ConfigError("itses has duplicate names")
+    ocm = _field(raw, "ocm", dict, "its.json")
+    deadline = _field(raw, "deadlineSeconds", int, "its.json")
+    if deadline <= 0:
+        raise ConfigError("its.json.deadlineSeconds must be positive")
+    return HookConfig(
+        itses=itses,
+        deadline_seconds=float(deadline),
+        image_registry=_field(ocm, "imageRegistry", str, "ocm"),
+        bundle_version=_field(ocm, "bundleVersion", str, "ocm"),
+    )
+
+
+def shard(itses: tuple[ItsSpec, ...], index: int, count: int) -> tuple[ItsSpec, ...]:
+    """The ITSes that pod `index` of an Indexed Job with `count` completions handles."""
+    if count < 1 or not 0 <= index < count:
+        raise ConfigError(f"shard index {index} is outside 0..{count - 1}")
+    return itses[index::count]
