@@ -45,6 +45,20 @@ build() {
   echo "$version" >"$bin/.$name.version"
 }
 
+# install NAME MODULE VERSION PACKAGE LDFLAGS
+# `go install pkg@version`: the module's own go.mod and go.sum decide every dependency.
+install() {
+  local name=$1 module=$2 version=$3 pkg=$4 ldflags=$5
+  is_current "$name" "$version" && return 0
+  local log="$logs/$name.log" gobin="$work/$name-bin"
+  echo "tools: building $name $version (log: $log)"
+  rm -rf "$gobin"
+  GOBIN="$gobin" go install -trimpath -ldflags "$ldflags" "$pkg@$version" >"$log" 2>&1 \
+    || fail "building $name $version" "$log"
+  mv "$gobin/$(basename "$pkg")" "$bin/$name"
+  echo "$version" >"$bin/.$name.version"
+}
+
 # --- Kubernetes: kube-apiserver and kubectl from k8s.io/kubernetes, with its staging modules
 # replaced by their published versions (v1.X.Y -> v0.X.Y).
 k8s_tools() {
@@ -82,8 +96,10 @@ helm_flags() { # major version
 # --- helm-unittest as a plugin in a cache-local HELM_PLUGINS, shared by helm 3 and helm 4.
 helm_unittest() {
   local plugin="$cache/helm/plugins/helm-unittest"
+  # Upstream's go.mod replaces yaml-jsonpath with its fork; the throw-away module must do the same.
   build helm-unittest github.com/helm-unittest/helm-unittest "$HELM_UNITTEST_VERSION" \
-    github.com/helm-unittest/helm-unittest/cmd/helm-unittest "-s -w"
+    github.com/helm-unittest/helm-unittest/cmd/helm-unittest "-s -w" \
+    github.com/vmware-labs/yaml-jsonpath@v0.3.2=github.com/helm-unittest/yaml-jsonpath@v0.4.0
   if [[ ! -f "$plugin/.version" || "$(cat "$plugin/.version")" != "$HELM_UNITTEST_VERSION" ]]; then
     local src
     src=$(go mod download -json "github.com/helm-unittest/helm-unittest@$HELM_UNITTEST_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
@@ -109,8 +125,8 @@ module_sources() {
 start=$(date +%s)
 k8s_tools
 build etcd go.etcd.io/etcd/server/v3 "$ETCD_VERSION" go.etcd.io/etcd/server/v3 "-s -w"
-build helm3 helm.sh/helm/v3 "$HELM3_VERSION" helm.sh/helm/v3/cmd/helm "$(helm_flags 3 "$HELM3_VERSION")"
-build helm4 helm.sh/helm/v4 "$HELM4_VERSION" helm.sh/helm/v4/cmd/helm "$(helm_flags 4 "$HELM4_VERSION")"
+install helm3 helm.sh/helm/v3 "$HELM3_VERSION" helm.sh/helm/v3/cmd/helm "$(helm_flags 3 "$HELM3_VERSION")"
+install helm4 helm.sh/helm/v4 "$HELM4_VERSION" helm.sh/helm/v4/cmd/helm "$(helm_flags 4 "$HELM4_VERSION")"
 ln -sfn helm3 "$bin/helm"
 helm_unittest
 build clusteradm open-cluster-management.io/clusteradm "$CLUSTERADM_VERSION" \

@@ -1,0 +1,162 @@
+{{/* Every name and label of the chart is built here; templates never build one by hand. */}}
+
+{{/* Base of every namespaced name: the release name, short enough for the longest suffix. */}}
+{{- define "its.fullname" -}}
+{{- .Release.Name | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Cluster-scoped names carry the namespace too: one release name may be used in two namespaces. */}}
+{{- define "its.clusterName" -}}
+{{- printf "%s-%s" (include "its.fullname" .) .Release.Namespace | trunc 52 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "its.hookName" -}}{{ include "its.fullname" . }}-hook{{- end -}}
+{{- define "its.testName" -}}{{ include "its.fullname" . }}-test{{- end -}}
+{{- define "its.configName" -}}{{ include "its.fullname" . }}-its-config{{- end -}}
+
+{{- define "its.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "its.selectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{/* Common labels; pass (dict "root" $ "component" "hook"). */}}
+{{- define "its.labels" -}}
+{{ include "its.selectorLabels" .root }}
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+app.kubernetes.io/part-of: kubestellar
+app.kubernetes.io/component: {{ .component }}
+helm.sh/chart: {{ include "its.chart" .root }}
+{{- end -}}
+
+{{/* registry/repository:tag@digest, with global.imageRegistry taking precedence. */}}
+{{- define "its.image" -}}
+{{- $image := .Values.hook.image -}}
+{{- $registry := .Values.global.imageRegistry | default $image.registry -}}
+{{- $ref := printf "%s:%s" $image.repository ($image.tag | default .Chart.AppVersion) -}}
+{{- if $registry }}{{ $ref = printf "%s/%s" $registry $ref }}{{ end -}}
+{{- if $image.digest }}{{ $ref = printf "%s@%s" $ref $image.digest }}{{ end -}}
+{{- $ref -}}
+{{- end -}}
+
+{{/*
+The ITS list with every default applied, as JSON (read it with fromJsonArray). Values that
+cannot be checked one item at a time by the schema are checked by "its.validate".
+*/}}
+{{- define "its.list" -}}
+{{- $out := list -}}
+{{- range $its := .Values.ITSes -}}
+{{- $type := $its.type | default "vcluster" -}}
+{{- $install := true -}}
+{{- if hasKey $its "install_clusteradm" }}{{ $install = $its.install_clusteradm }}{{ end -}}
+{{- $entry := dict "name" $its.name "type" $type "installClusteradm" $install "bootstrapSecret" nil -}}
+{{- if eq $type "external" -}}
+{{- $boot := $its.bootstrapSecret | default dict -}}
+{{- $_ := set $entry "bootstrapSecret" (dict
+      "name" ($boot.name | default (printf "%s-bootstrap" $its.name))
+      "namespace" ($boot.namespace | default $.Release.Namespace)
+      "key" ($boot.key | default "kubeconfig-incluster")) -}}
+{{- end -}}
+{{- $out = append $out $entry -}}
+{{- end -}}
+{{- toJson $out -}}
+{{- end -}}
+
+{{/* Rules across items, which a JSON schema cannot state with a clear message. */}}
+{{- define "its.validate" -}}
+{{- $seen := dict -}}
+{{- $host := -1 -}}
+{{- range $i, $its := .Values.ITSes -}}
+{{- if hasKey $seen $its.name -}}
+{{- fail (printf "ITSes[%d].name: %q is already the name of ITSes[%d]; ITS names must be unique" $i $its.name (get $seen $its.name)) -}}
+{{- end -}}
+{{- $_ := set $seen $its.name $i -}}
+{{- $type := $its.type | default "vcluster" -}}
+{{- if eq $type "host" -}}
+{{- if ge $host 0 -}}
+{{- fail (printf "ITSes[%d].type: at most one ITS can be of type host, and ITSes[%d] already is" $i $host) -}}
+{{- end -}}
+{{- $host = $i -}}
+{{- end -}}
+{{- if and (hasKey $its "bootstrapSecret") (ne $type "external") -}}
+{{- fail (printf "ITSes[%d].bootstrapSecret: only an ITS of type external takes a bootstrap Secret, and %q is of type %s" $i $its.name $type) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* How many pods the hook Job runs: one per ITS, at most hook.maxParallelPods. */}}
+{{- define "its.shards" -}}
+{{- min (len .Values.ITSes) .Values.hook.maxParallelPods -}}
+{{- end -}}
+
+{{/* Annotations that keep a space: Helm's keep policy, and Argo CD's no-prune and no-delete. */}}
+{{- define "its.keepAnnotations" -}}
+{{- if .Values.its.keepSpaces -}}
+helm.sh/resource-policy: keep
+argocd.argoproj.io/sync-options: Prune=false,Delete=false
+{{- end -}}
+{{- end -}}
+
+{{/*
+The pod spec shared by the hook Job and the test pod.
+Pass (dict "root" $ "serviceAccount" name "command" list "env" list).
+*/}}
+{{- define "its.podSpec" -}}
+{{- $root := .root -}}
+serviceAccountName: {{ .serviceAccount }}
+restartPolicy: Never
+{{- with $root.Values.global.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- with $root.Values.global.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+securityContext:
+  {{- toYaml $root.Values.hook.podSecurityContext | nindent 2 }}
+containers:
+  - name: {{ .container }}
+    image: {{ include "its.image" $root | quote }}
+    imagePullPolicy: {{ $root.Values.hook.image.pullPolicy }}
+    command:
+      {{- toYaml .command | nindent 6 }}
+    env:
+      - name: TMPDIR
+        value: /tmp
+      {{- with .env }}
+      {{- toYaml . | nindent 6 }}
+      {{- end }}
+    securityContext:
+      {{- toYaml $root.Values.hook.containerSecurityContext | nindent 6 }}
+    resources:
+      {{- toYaml $root.Values.hook.resources | nindent 6 }}
+    volumeMounts:
+      - name: its-config
+        mountPath: /etc/ks-its
+        readOnly: true
+      - name: tmp
+        mountPath: /tmp
+volumes:
+  - name: its-config
+    configMap:
+      name: {{ include "its.configName" $root }}
+  - name: tmp
+    emptyDir:
+      sizeLimit: 64Mi
+{{- with $root.Values.hook.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $root.Values.hook.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $root.Values.hook.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
