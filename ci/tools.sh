@@ -131,6 +131,6 @@ ln -sfn helm3 "$bin/helm"
 helm_unittest
 build clusteradm open-cluster-management.io/clusteradm "$CLUSTERADM_VERSION" \
   open-cluster-management.io/clusteradm/cmd/clusteradm \
-  "-s -w -X open-cluster-management.io/clusteradm/pkg/version.gitVersion=$CLUSTERADM_VERSION"
+  "-s -w"
 module_sources
 echo "tools: ready in $(($(date +%s) - start))s: $(cd "$bin" && ls | tr '\n' ' ')"

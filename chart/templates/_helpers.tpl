@@ -160,3 +160,62 @@ affinity:
   {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end -}}
+
+{{/* Rules to reach the spaces of the listed ITSes; pass (dict "itses" list "verbs" list). */}}
+{{- define "its.spaceAccessRules" -}}
+- apiGroups: ["tenancy.kflex.kubestellar.org"]
+  resources: ["controlplanes"]
+  resourceNames:
+    {{- range .itses }}
+    - {{ .name }}
+    {{- end }}
+  verbs: {{ toJson .verbs }}
+- apiGroups: [""]
+  resources: ["secrets"]
+  resourceNames: ["vc-vcluster", "admin-kubeconfig"]
+  verbs: ["get", "list", "watch"]
+{{- end -}}
+
+{{/*
+A Role and RoleBinding per namespace that holds bootstrap Secrets of external ITSes, allowing
+`get` on those Secrets only. Pass (dict "root" $ "itses" list "serviceAccount" name).
+*/}}
+{{- define "its.bootstrapReaders" -}}
+{{- $byNamespace := dict -}}
+{{- range .itses -}}
+{{- with .bootstrapSecret -}}
+{{- $_ := set $byNamespace .namespace (append (get $byNamespace .namespace | default list) .name) -}}
+{{- end -}}
+{{- end -}}
+{{- range $namespace := keys $byNamespace | sortAlpha }}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata:
+  name: {{ $.serviceAccount }}-bootstrap-reader
+  namespace: {{ $namespace }}
+  labels:
+    {{- include "its.labels" (dict "root" $.root "component" "hook") | nindent 4 }}
+rules:
+  - apiGroups: [""]
+    resources: ["secrets"]
+    resourceNames: {{ get $byNamespace $namespace | uniq | sortAlpha | toJson }}
+    verbs: ["get"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: {{ $.serviceAccount }}-bootstrap-reader
+  namespace: {{ $namespace }}
+  labels:
+    {{- include "its.labels" (dict "root" $.root "component" "hook") | nindent 4 }}
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: Role
+  name: {{ $.serviceAccount }}-bootstrap-reader
+subjects:
+  - kind: ServiceAccount
+    name: {{ $.serviceAccount }}
+    namespace: {{ $.root.Release.Namespace }}
+{{- end }}
+{{- end -}}

@@ -96,27 +96,31 @@ def client_for(kubeconfig_text: str) -> client.ApiClient:
 
 
 def _check_bootstrap_secret(hosting: client.ApiClient, its: ItsSpec, deadline: Deadline, log: EventLog) -> None:
-    """Fail at once, naming the Secret, when an external ITS cannot be adopted."""
+    """Fail at once, naming the Secret, when an external ITS cannot be adopted.
+
+    KubeFlex deletes the bootstrap Secret once it wrote admin-kubeconfig: that is adoption, not an
+    error, so the bootstrap Secret is only looked at while admin-kubeconfig is absent.
+    """
     ref = its.bootstrap_secret
     assert ref is not None
     core = client.CoreV1Api(hosting)
-    try:
-        secret = call(lambda: core.read_namespaced_secret(ref.name, ref.namespace), deadline, log, STEP,
-                      "reading the bootstrap Secret")
-    except ApiException as err:
-        if err.status != 404:
+
+    def read(name: str, namespace: str) -> Any:
+        try:
+            return call(lambda: core.read_namespaced_secret(name, namespace), deadline, log, STEP,
+                        f"reading Secret {namespace}/{name}")
+        except ApiException as err:
+            if err.status == 404:
+                return None
             raise
-        secret = None
+
+    if read("admin-kubeconfig", its.system_namespace) is not None:
+        return
+    secret = read(ref.name, ref.namespace)
     if secret is not None and (secret.data or {}).get(ref.key):
         return
-    # KubeFlex deletes the bootstrap Secret once it wrote admin-kubeconfig: that is adoption, not an error.
-    try:
-        call(lambda: core.read_namespaced_secret("admin-kubeconfig", its.system_namespace),
-             deadline, log, STEP, "reading admin-kubeconfig")
-        return
-    except ApiException as err:
-        if err.status != 404:
-            raise
+    if read("admin-kubeconfig", its.system_namespace) is not None:
+        return  # adopted between the two reads
     if secret is None:
         raise PermanentError(f"bootstrap Secret {ref.namespace}/{ref.name} not found")
     raise PermanentError(f"bootstrap Secret {ref.namespace}/{ref.name} has no key {ref.key}")
