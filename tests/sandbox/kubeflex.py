@@ -62,7 +62,8 @@ class KubeFlex:
     def run(self, stop: threading.Event) -> None:
         self._stop = stop
         threading.Thread(target=self._keep_spaces_running, daemon=True, name="kubeflex-spaces").start()
-        list_fn = lambda **kw: self.custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, **kw)  # noqa: E731
+        def list_fn(**kw):
+            return self.custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, **kw)
         run_watch(self.api, list_fn, self._handle, stop, "kubeflex", self.log)
         for space in list(self.spaces.values()):
             space.stop()

@@ -16,6 +16,7 @@ Each run's output is kept in logs/pods/<namespace>_<pod>.log.
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import shutil
 import signal
@@ -35,7 +36,7 @@ SA_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 def image_name(image: str) -> str:
     """registry/path/name:tag@digest -> name"""
-    return image.split("@")[0].rsplit("/", 1)[-1].split(":")[0]
+    return image.split("@", maxsplit=1)[0].rsplit("/", 1)[-1].split(":", maxsplit=1)[0]
 
 
 def _now() -> str:
@@ -101,7 +102,8 @@ class PodRunner:
                     break
             reason = "Completed" if exit_code == 0 else "Error"
         except Exception as err:
-            message = f"{type(err).__name__}: {err}"
+            detail = f"{err.status} {err.reason}" if isinstance(err, client.exceptions.ApiException) else str(err)
+            message = f"{type(err).__name__}: {detail}"
             self.log(f"kubelet: pod {ns}/{name} could not run: {message}")
             with open(logfile, "a") as out:
                 out.write(f"[sandbox kubelet] {message}\n")
@@ -265,7 +267,5 @@ def _container_status(container: dict[str, Any], state: dict[str, Any], ready: b
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass

@@ -123,7 +123,7 @@ def wait_http(proc: Process, url: str, context: ssl.SSLContext | None, timeout: 
         if not proc.alive():
             raise proc.fail("exited during start-up")
         try:
-            with urllib.request.urlopen(url, context=context, timeout=2) as response:  # noqa: S310 - loopback
+            with urllib.request.urlopen(url, context=context, timeout=2) as response:  # noqa: S310  (loopback https)
                 if response.status == 200:
                     return
         except (urllib.error.URLError, OSError):
@@ -249,8 +249,9 @@ class ControllerManager:
         d = self.apiserver.dir
         self.process = Process("kube-controller-manager", [
             tool("kube-controller-manager"), f"--kubeconfig={d / 'admin.kubeconfig'}",
-            "--controllers=job-controller,namespace-controller,garbage-collector-controller,serviceaccount-controller,"
-            "ttl-after-finished-controller,pod-garbage-collector-controller",
+            ("--controllers=job-controller,namespace-controller,garbage-collector-controller,serviceaccount-controller,"
+            "ttl-after-finished-controller,pod-garbage-collector-controller,root-ca-certificate-publisher-controller"),
+            f"--root-ca-file={d / 'ca.crt'}",
             "--leader-elect=false", "--bind-address=127.0.0.1", f"--secure-port={free_port()}",
             f"--authentication-kubeconfig={d / 'admin.kubeconfig'}",
             f"--authorization-kubeconfig={d / 'admin.kubeconfig'}",
@@ -271,8 +272,10 @@ class ControllerManager:
 
 
 def pid_alive(pid: int) -> bool:
+    """True for a running process; a zombie (killed, not yet reaped) counts as gone."""
     try:
         os.kill(pid, 0)
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
-    return True

@@ -17,11 +17,23 @@ from typing import Any
 from .kubeflex import FAULTS_NAME, FAULTS_NAMESPACE, KubeFlex
 from .kubelet import PodRunner
 from .ocm import ClusterManagerStandIn
-from .servers import BIN, REPO, ApiServer, ControllerManager, Etcd, StartError, module_dir, pid_alive, pinned, tool
+from .servers import (
+    BIN,
+    REPO,
+    ApiServer,
+    ControllerManager,
+    Etcd,
+    StartError,
+    module_dir,
+    pid_alive,
+    pinned,
+    tool,
+)
 
 DEFAULT_DIR = REPO / ".cache" / "sandbox"
 # Image repository name -> local directories that stand for the image's filesystem.
-IMAGES = {"ks-its-hooks": [REPO / ".venv" / "bin", BIN], "clusteradm": [BIN], "kubectl": [BIN]}
+# "sandbox-shell" stands for any image with a POSIX shell: the machine's own PATH.
+IMAGES = {"ks-its-hooks": [REPO / ".venv" / "bin", BIN], "clusteradm": [BIN], "kubectl": [BIN], "sandbox-shell": []}
 SELF_CHECK_CHART = Path(__file__).parent / "selfcheck-chart"
 
 

@@ -1,0 +1,74 @@
+# Everything installs itself: the pinned toolchain (ci/tools.sh) and the virtualenv (.venv).
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+BIN := $(CURDIR)/.cache/bin
+VENV := $(CURDIR)/.venv
+PY := $(VENV)/bin/python
+HELM_ENV := HELM_PLUGINS=$(CURDIR)/.cache/helm/plugins HELM_CACHE_HOME=$(CURDIR)/.cache/helm/cache \
+	HELM_CONFIG_HOME=$(CURDIR)/.cache/helm/config HELM_DATA_HOME=$(CURDIR)/.cache/helm/data
+export PATH := $(BIN):$(VENV)/bin:$(PATH)
+SANDBOX := $(CURDIR)/.cache/sandbox
+PYTEST_ARGS ?=
+
+.PHONY: help tools venv sandbox-up sandbox-down lint docs docs-check unit-chart unit-py integration test demo demo-down bench
+
+help: ## Show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+tools: ## Build the pinned toolchain into .cache/bin (a no-op when it is there)
+	@bash ci/tools.sh
+
+$(VENV)/.stamp: hooks/requirements-dev.txt hooks/constraints.txt hooks/pyproject.toml
+	@python3 -m venv $(VENV)
+	@$(PY) -m pip install --quiet --disable-pip-version-check -r hooks/requirements-dev.txt -c hooks/constraints.txt
+	@$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e hooks
+	@touch $@
+
+venv: $(VENV)/.stamp ## Create the virtualenv with pinned packages
+
+sandbox-up: tools venv ## Start the sandbox (admin kubeconfig: .cache/sandbox/kubeconfig)
+	@$(PY) -m tests.sandbox up --dir $(SANDBOX)
+
+sandbox-down: venv ## Stop the sandbox and remove its files
+	@$(PY) -m tests.sandbox down --dir $(SANDBOX)
+
+lint: tools venv ## ruff, mypy --strict, helm lint --strict (helm 3 and 4) on every chart/ci values file
+	@$(VENV)/bin/ruff check hooks tests bench
+	@$(VENV)/bin/mypy --config-file hooks/pyproject.toml hooks/src
+	@for helm in helm3 helm4; do for values in chart/ci/*-values.yaml; do \
+		$(HELM_ENV) $$helm lint --strict chart -f $$values >/dev/null \
+		  || { echo "helm lint: $$helm $$values failed:"; $(HELM_ENV) $$helm lint --strict chart -f $$values; exit 1; }; \
+	done; echo "$$helm lint --strict: $$(ls chart/ci/*-values.yaml | wc -l) values files clean"; done
+	@$(MAKE) --no-print-directory docs-check
+
+docs: venv ## Regenerate the values table in README.md from chart/values.yaml
+	@$(PY) ci/values_table.py --write
+
+docs-check: venv
+	@$(PY) ci/values_table.py --check
+
+unit-chart: tools ## helm-unittest suites in chart/tests, with helm 3 and helm 4
+	@for helm in helm3 helm4; do echo "== helm-unittest ($$helm)"; $(HELM_ENV) $$helm unittest --strict chart; done
+
+unit-py: venv ## Python unit tests of the hook package
+	@$(PY) -m pytest hooks/tests -q $(PYTEST_ARGS)
+
+integration: tools venv ## Integration suite on a sandbox of its own
+	@$(PY) -m pytest tests -q -p no:cacheprovider $(PYTEST_ARGS)
+
+test: ## Lint, chart unit tests, Python unit tests, integration suite: stops at the first broken layer
+	@$(MAKE) --no-print-directory lint
+	@$(MAKE) --no-print-directory unit-chart
+	@$(MAKE) --no-print-directory unit-py
+	@$(MAKE) --no-print-directory integration
+
+demo: tools venv ## Start the sandbox and install three ITSes with the real helm command
+	@$(PY) -m tests.demo up --dir $(SANDBOX)
+
+demo-down: venv ## Stop the demo's sandbox
+	@$(PY) -m tests.sandbox down --dir $(SANDBOX)
+
+bench: tools venv ## Run the benchmarks; writes bench/results.json and bench/results.md
+	@$(PY) -m bench --out bench

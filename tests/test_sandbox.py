@@ -1,0 +1,143 @@
+"""Proof that the sandbox is real: ControlPlanes of each type become Ready with working credentials,
+the real clusteradm initializes a hub, Jobs run through the real Job controller, and Helm sees
+their results."""
+
+from __future__ import annotations
+
+import base64
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from kubernetes import client
+
+from tests.conftest import Sandbox, unique
+from tests.sandbox.servers import BIN, REPO
+from tests.sandbox.supervisor import down, state, up
+
+
+def wait_for(predicate, timeout: float = 60, what: str = "condition"):  # type: ignore[no-untyped-def]
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def ready(sandbox: Sandbox, name: str) -> bool:
+    cp = sandbox.controlplane(name) or {}
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in (cp.get("status") or {}).get("conditions", []))
+
+
+@pytest.mark.parametrize("cp_type", ["vcluster", "host", "external"])
+def test_controlplane_of_each_type_becomes_ready_with_working_credentials(sandbox: Sandbox, cp_type: str) -> None:
+    name = unique(f"sb-{cp_type[:4]}")
+    bootstrap = None
+    if cp_type == "external":
+        sandbox.create_bootstrap_secret(f"{name}-bootstrap", "default")
+        bootstrap = {"name": f"{name}-bootstrap", "namespace": "default", "inClusterKey": "kubeconfig-incluster"}
+    sandbox.create_controlplane(name, cp_type, bootstrap)
+    wait_for(lambda: ready(sandbox, name), what=f"ControlPlane {name} Ready")
+    cp = sandbox.controlplane(name)
+    assert cp is not None
+    assert "kflex.kubestellar.org/finalizer" in cp["metadata"]["finalizers"]
+    conditions = {c["type"]: c for c in cp["status"]["conditions"]}
+    assert conditions["Synced"]["reason"] == "ReconcileSuccess"
+    assert conditions["Ready"]["reason"] == "Available"
+    namespace = sandbox.core.read_namespace(f"{name}-system")
+    assert namespace.metadata.owner_references[0].name == name
+    expected = {"vcluster": ("vc-vcluster", "config-incluster")}.get(cp_type, ("admin-kubeconfig", "kubeconfig-incluster"))
+    assert (cp["status"]["secretRef"]["name"], cp["status"]["secretRef"]["inClusterKey"]) == expected
+    # The credentials reach the space and are allowed to act there.
+    space = client.CoreV1Api(sandbox.space_api(name))
+    assert any(ns.metadata.name == "default" for ns in space.list_namespace().items)
+    if cp_type == "external":
+        with pytest.raises(client.exceptions.ApiException) as gone:
+            sandbox.core.read_namespaced_secret(f"{name}-bootstrap", "default")
+        assert gone.value.status == 404  # KubeFlex deletes the bootstrap Secret after adoption
+    if cp_type == "vcluster":
+        # A separate API server: what is created in the space is not in the hosting cluster.
+        space.create_namespace({"metadata": {"name": f"only-in-{name}"}})
+        with pytest.raises(client.exceptions.ApiException):
+            sandbox.core.read_namespace(f"only-in-{name}")
+        # The external-use key names the upstream ingress host, not the in-cluster address.
+        secret = sandbox.core.read_namespaced_secret("vc-vcluster", f"{name}-system")
+        external = yaml.safe_load(base64.b64decode(secret.data["config"]))
+        assert external["clusters"][0]["cluster"]["server"] == f"https://{name}.localtest.me:9443"
+    sandbox.delete_controlplane(name)
+    wait_for(lambda: sandbox.controlplane(name) is None, what=f"ControlPlane {name} deleted")
+
+
+def test_clusteradm_init_for_real_makes_a_ready_hub(sandbox: Sandbox, tmp_path: Path) -> None:
+    name = unique("sb-hub")
+    sandbox.create_controlplane(name, "vcluster")
+    wait_for(lambda: ready(sandbox, name), what="space")
+    cp = sandbox.controlplane(name)
+    assert cp is not None
+    secret = sandbox.core.read_namespaced_secret("vc-vcluster", f"{name}-system")
+    path = tmp_path / "space.kubeconfig"
+    path.write_bytes(base64.b64decode(secret.data["config-incluster"]))
+    result = sandbox.run(str(BIN / "clusteradm"), "init", "--kubeconfig", str(path), check=False)
+    assert result.returncode == 0, result.stderr
+    assert "clusteradm join" in result.stdout
+    space = sandbox.space_api(name)
+    custom = client.CustomObjectsApi(space)
+
+    def applied() -> bool:
+        cm = custom.get_cluster_custom_object("operator.open-cluster-management.io", "v1", "clustermanagers",
+                                              "cluster-manager")
+        return any(c["type"] == "Applied" and c["status"] == "True" for c in (cm.get("status") or {}).get("conditions", []))
+
+    wait_for(applied, what="ClusterManager Applied")
+    crd = client.ApiextensionsV1Api(space).read_custom_resource_definition(
+        "managedclusters.cluster.open-cluster-management.io")
+    assert any(c.type == "Established" and c.status == "True" for c in crd.status.conditions)
+    # An accepted ManagedCluster gets its mailbox namespace.
+    custom.create_cluster_custom_object("cluster.open-cluster-management.io", "v1", "managedclusters", {
+        "apiVersion": "cluster.open-cluster-management.io/v1", "kind": "ManagedCluster",
+        "metadata": {"name": "wec1"}, "spec": {"hubAcceptsClient": True}})
+    wait_for(lambda: any(n.metadata.name == "wec1" for n in client.CoreV1Api(space).list_namespace().items),
+             what="mailbox namespace")
+    sandbox.delete_controlplane(name)
+
+
+@pytest.mark.parametrize("exit_code", [0, 1])
+def test_helm_install_wait_sees_the_indexed_hook_job_result(sandbox: Sandbox, exit_code: int) -> None:
+    release = unique("hookexit")
+    result = sandbox.helm("helm3", "install", release, str(REPO / "tests" / "charts" / "hook-exit"), "-n", "default",
+                          "--wait", "--timeout", "120s", "--set", f"exitCode={exit_code}", check=False)
+    job = client.BatchV1Api(sandbox.api).read_namespaced_job(f"{release}-hook", "default")
+    conditions = {c.type: c.status for c in job.status.conditions or []}
+    if exit_code == 0:
+        assert result.returncode == 0, result.stderr
+        assert job.status.succeeded == 3
+        assert conditions.get("Complete") == "True"
+        assert conditions.get("SuccessCriteriaMet") == "True"
+        logs = sorted((sandbox.root / "logs" / "pods").glob(f"default_{release}-hook-*.log"))
+        assert sorted(p.read_text().strip() for p in logs) == ["index=0", "index=1", "index=2"]
+    else:
+        assert result.returncode != 0
+        assert "failed" in result.stderr.lower()
+        assert conditions.get("Failed") == "True"
+    sandbox.helm("helm3", "uninstall", release, "-n", "default", check=False)
+
+
+def test_sandbox_restarts_cleanly_after_a_killed_run(tmp_path: Path) -> None:
+    """A killed supervisor must not break the next `up`; `down` leaves no process or port behind."""
+    root = REPO / ".cache" / f"sandbox-restart-{tmp_path.name[-6:]}"
+    try:
+        first = up(root)
+        subprocess.run(["kill", "-9", str(first["pid"])], check=True)
+        second = up(root)
+        assert second["pid"] != first["pid"]
+        port = int(second["hosting"].rsplit(":", 1)[1])
+    finally:
+        down(root)
+    assert state(root) is None
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", port))  # the port is free again
