@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -135,10 +136,8 @@ def down(root: Path) -> None:
             end = time.monotonic() + 30
             while pid_alive(pid) and time.monotonic() < end:
                 time.sleep(0.1)
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)  # anything left of a killed or stuck run
-        except (ProcessLookupError, PermissionError):
-            pass
     shutil.rmtree(root, ignore_errors=True)
 
 

@@ -1,0 +1,141 @@
+"""The hook package against the real sandbox: each type, install_clusteradm true and false, late
+kubeconfig keys and API servers, a space that never becomes ready, idempotent re-runs."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from tests.conftest import HOOK_RUNNER_USER, Sandbox, mutating, run_hook, unique
+
+HUB_CRDS = ("managedclusters.cluster.open-cluster-management.io", "manifestworks.work.open-cluster-management.io",
+            "placements.cluster.open-cluster-management.io",
+            "managedclustersetbindings.cluster.open-cluster-management.io")
+
+
+def create_its(sandbox: Sandbox, name: str, its_type: str) -> dict[str, Any]:
+    if its_type == "external":
+        sandbox.create_bootstrap_secret(f"{name}-bootstrap", "default")
+        sandbox.create_controlplane(name, "external", {"name": f"{name}-bootstrap", "namespace": "default",
+                                                      "inClusterKey": "kubeconfig-incluster"})
+    else:
+        sandbox.create_controlplane(name, its_type)
+    return {"name": name, "type": its_type}
+
+
+def assert_ready_its(sandbox: Sandbox, name: str) -> None:
+    cp = sandbox.controlplane(name)
+    assert cp is not None
+    assert cp["metadata"]["labels"]["kflex.kubestellar.io/cptype"] == "its"
+    assert cp["metadata"]["annotations"]["its.kubestellar.io/status"] == "Ready"
+    space = sandbox.space_api(name)
+    cm = client.CustomObjectsApi(space).get_cluster_custom_object(
+        "operator.open-cluster-management.io", "v1", "clustermanagers", "cluster-manager")
+    assert {c["type"]: c["status"] for c in cm["status"]["conditions"]}["Applied"] == "True"
+    extensions = client.ApiextensionsV1Api(space)
+    for crd in HUB_CRDS:
+        conditions = extensions.read_custom_resource_definition(crd).status.conditions
+        assert any(c.type == "Established" and c.status == "True" for c in conditions), crd
+    assert client.CoreV1Api(space).read_namespace("customization-properties").status.phase == "Active"
+
+
+@pytest.mark.parametrize("its_type", ["vcluster", "host", "external"])
+def test_each_type_comes_up_ready(sandbox: Sandbox, hook_runner: Path, tmp_path: Path, its_type: str) -> None:
+    its = create_its(sandbox, unique(f"hk-{its_type[:4]}"), its_type)
+    result = run_hook(sandbox, hook_runner, tmp_path, [its])
+    assert result.returncode == 0, result.stderr
+    assert_ready_its(sandbox, its["name"])
+    # One event per line, the ITS on every line.
+    lines = result.stderr.strip().splitlines()
+    assert lines and all(f"its={its['name']}" in line for line in lines)
+    assert "msg=\"ITS ready\"" in lines[-1]
+
+
+def test_two_itses_at_once_and_a_noop_rerun_writes_nothing(sandbox: Sandbox, hook_runner: Path, tmp_path: Path) -> None:
+    itses = [create_its(sandbox, unique("hk-pair"), "vcluster") for _ in range(2)]
+    first = run_hook(sandbox, hook_runner, tmp_path, itses)
+    assert first.returncode == 0, first.stderr
+    for its in itses:
+        assert_ready_its(sandbox, its["name"])
+    time.sleep(1.1)  # audit timestamps have one-second resolution
+    since = time.time()
+    second = run_hook(sandbox, hook_runner, tmp_path, itses)
+    assert second.returncode == 0, second.stderr
+    assert "not running clusteradm init" in second.stderr
+    time.sleep(0.5)
+    hosting = sandbox.audit(since)
+    assert mutating(hosting, HOOK_RUNNER_USER) == []
+    assert [e for e in hosting if e["user"]["username"] == HOOK_RUNNER_USER], "the re-run made no request at all?"
+    for its in itses:
+        assert mutating(sandbox.audit(since, sandbox.space_audit_log(its["name"]))) == []
+
+
+def test_install_clusteradm_false_uses_an_existing_hub_and_fails_clearly_without_one(
+        sandbox: Sandbox, hook_runner: Path, tmp_path: Path) -> None:
+    with_hub = create_its(sandbox, unique("hk-hub"), "vcluster")
+    assert run_hook(sandbox, hook_runner, tmp_path, [with_hub]).returncode == 0
+    reused = run_hook(sandbox, hook_runner, tmp_path, [{**with_hub, "install_clusteradm": False}])
+    assert reused.returncode == 0, reused.stderr
+    assert "running clusteradm init" not in reused.stderr.replace("not running clusteradm init", "")
+
+    bare = create_its(sandbox, unique("hk-bare"), "vcluster")
+    result = run_hook(sandbox, hook_runner, tmp_path, [{**bare, "install_clusteradm": False}], deadline=30)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"ITS {bare['name']}: step ocm-hub failed: install_clusteradm is false but the space has no ClusterManager "
+        "cluster-manager: install OCM there first or set install_clusteradm to true")
+    cp = sandbox.controlplane(bare["name"])
+    assert cp is not None
+    assert "kflex.kubestellar.io/cptype" not in (cp["metadata"].get("labels") or {})
+    assert cp["metadata"]["annotations"]["its.kubestellar.io/status"].startswith("Failed: ocm-hub:")
+
+
+def test_kubeconfig_key_written_late_is_waited_for(sandbox: Sandbox, hook_runner: Path, tmp_path: Path) -> None:
+    """The upstream race: Ready before config-incluster exists. Never fall back to other credentials."""
+    name = unique("hk-late-key")
+    sandbox.set_faults(name, incluster_key_delay_s=4)
+    try:
+        its = create_its(sandbox, name, "vcluster")
+        started = time.monotonic()
+        result = run_hook(sandbox, hook_runner, tmp_path, [its])
+        assert result.returncode == 0, result.stderr
+        assert time.monotonic() - started >= 4
+        assert_ready_its(sandbox, name)
+    finally:
+        sandbox.clear_faults(name)
+
+
+def test_space_coming_up_late_is_waited_for(sandbox: Sandbox, hook_runner: Path, tmp_path: Path) -> None:
+    name = unique("hk-late")
+    sandbox.set_faults(name, start_delay_s=12)
+    try:
+        its = create_its(sandbox, name, "vcluster")
+        result = run_hook(sandbox, hook_runner, tmp_path, [its])
+        assert result.returncode == 0, result.stderr
+        # Progress is visible while it waits: what, and for how long so far.
+        assert 'msg="waiting for ControlPlane' in result.stderr and "waited_s=" in result.stderr
+    finally:
+        sandbox.clear_faults(name)
+
+
+def test_never_ready_fails_at_the_deadline_and_the_other_its_completes(
+        sandbox: Sandbox, hook_runner: Path, tmp_path: Path) -> None:
+    stuck, fine = unique("hk-stuck"), unique("hk-fine")
+    sandbox.set_faults(stuck, never_ready=True)
+    try:
+        itses = [create_its(sandbox, stuck, "vcluster"), create_its(sandbox, fine, "vcluster")]
+        started = time.monotonic()
+        result = run_hook(sandbox, hook_runner, tmp_path, itses, deadline=8)
+        took = time.monotonic() - started
+        assert result.returncode == 1
+        last = result.stderr.strip().splitlines()[-1]
+        assert last.startswith(f"ITS {stuck}: step space failed: timed out after ")
+        assert f"waiting for ControlPlane {stuck} Ready: ControlPlane not Ready (Creating)" in last
+        assert took < 8 + 15, "the deadline bounds the run"
+        assert_ready_its(sandbox, fine)
+    finally:
+        sandbox.clear_faults(stuck)
