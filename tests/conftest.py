@@ -146,8 +146,16 @@ class Sandbox:
         return path
 
 
-def mutating(events: list[dict[str, Any]], user: str | None = None) -> list[dict[str, Any]]:
-    return [e for e in events if e["verb"] in MUTATING and (user is None or e["user"]["username"] == user)]
+# The API server renews its own identity lease every few seconds: not a client's write.
+SERVER_SELF = "system:apiserver"
+
+
+def mutating(events: list[dict[str, Any]], user: str | None = None) -> list[str]:
+    """'verb resource/name by user' for each write (of `user`, or of any client), for readable failures."""
+    return [f"{e['verb']} {e.get('objectRef', {}).get('resource')}/{e.get('objectRef', {}).get('name')} "
+            f"by {e['user']['username']}"
+            for e in events if e["verb"] in MUTATING and e["user"]["username"] != SERVER_SELF
+            and (user is None or e["user"]["username"] == user)]
 
 
 def unique(prefix: str) -> str:

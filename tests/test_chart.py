@@ -1,0 +1,137 @@
+"""The chart end to end on the sandbox, the way users run it: helm upgrade --install --wait,
+helm test, upgrades that add, keep and remove ITSes, uninstall; with helm 3 and helm 4."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import CHART, Sandbox, mutating, unique
+from tests.test_hooks import assert_ready_its
+
+
+def install(sandbox: Sandbox, helm: str, release: str, namespace: str, itses: list[dict[str, Any]],
+            *extra: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return sandbox.helm(helm, "upgrade", "--install", release, str(CHART), "--namespace", namespace,
+                        "--create-namespace", "--wait", "--timeout", "300s",
+                        "--set-json", f"ITSes={json.dumps(itses)}", *extra, check=check)
+
+
+def three_types(sandbox: Sandbox, namespace: str, prefix: str) -> list[dict[str, Any]]:
+    itses = [{"name": unique(f"{prefix}-vc")}, {"name": unique(f"{prefix}-host"), "type": "host"},
+             {"name": unique(f"{prefix}-ext"), "type": "external"}]
+    sandbox.create_bootstrap_secret(f"{itses[2]['name']}-bootstrap", namespace)  # as a user would, first
+    return itses
+
+
+def hook_user(namespace: str, release: str) -> str:
+    return f"system:serviceaccount:{namespace}:{release}-hook"
+
+
+@pytest.mark.parametrize("helm", ["helm3", "helm4"])
+def test_fresh_install_of_three_types_then_helm_test(sandbox: Sandbox, helm: str) -> None:
+    namespace, release = unique(f"e2e-{helm}"), "ks-its"
+    itses = three_types(sandbox, namespace, helm[-1] + "f")
+    result = install(sandbox, helm, release, namespace, itses)
+    for its in itses:
+        assert_ready_its(sandbox, its["name"])
+    assert "manages 3 ITS(es)" in result.stdout  # NOTES
+    tested = sandbox.helm(helm, "test", release, "--namespace", namespace, "--timeout", "120s", check=False)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    logs = (sandbox.root / "logs" / "pods" / f"{namespace}_{release}-test.log").read_text()
+    assert logs.count('msg="ITS ready"') == 3
+    sandbox.helm(helm, "uninstall", release, "--namespace", namespace, "--wait")
+    for its in itses:  # spaces survive uninstall by default
+        assert sandbox.controlplane(its["name"]) is not None
+        assert_ready_its(sandbox, its["name"])
+
+
+def test_upgrades_add_keep_and_remove_itses(sandbox: Sandbox) -> None:
+    namespace, release = unique("e2e-upg"), "ks-its"
+    first, second, third = (unique(f"up{i}") for i in range(3))
+    install(sandbox, "helm3", release, namespace, [{"name": first}, {"name": second}])
+    # Add an ITS.
+    install(sandbox, "helm3", release, namespace, [{"name": first}, {"name": second}, {"name": third}])
+    for name in (first, second, third):
+        assert_ready_its(sandbox, name)
+    # Change nothing: the hook runs again and writes nothing.
+    time.sleep(1.1)
+    since = time.time()
+    install(sandbox, "helm3", release, namespace, [{"name": first}, {"name": second}, {"name": third}])
+    time.sleep(0.5)
+    events = sandbox.audit(since)
+    user = hook_user(namespace, release)
+    assert [e for e in events if e["user"]["username"] == user], "the hook did not run on the no-op upgrade"
+    assert mutating(events, user) == []
+    for name in (first, second, third):
+        assert mutating(sandbox.audit(since, sandbox.space_audit_log(name))) == []
+    # helm rollback (revision 4 = revision 2).
+    sandbox.helm("helm3", "rollback", release, "2", "--namespace", namespace, "--wait")
+    # Remove an ITS: its space survives (keepSpaces is the default).
+    install(sandbox, "helm3", release, namespace, [{"name": first}, {"name": third}])
+    assert_ready_its(sandbox, second)
+    manifest = sandbox.helm("helm3", "get", "manifest", release, "--namespace", namespace).stdout
+    assert f"name: {second}\n" not in manifest
+    # Listing the kept ITS again adopts its existing space. (A rollback to such a revision fails
+    # in Helm itself, helm/helm#13462: README, troubleshooting.)
+    uid = (sandbox.controlplane(second) or {})["metadata"]["uid"]
+    install(sandbox, "helm3", release, namespace, [{"name": first}, {"name": second}, {"name": third}])
+    assert (sandbox.controlplane(second) or {})["metadata"]["uid"] == uid
+    assert_ready_its(sandbox, second)
+    sandbox.helm("helm3", "uninstall", release, "--namespace", namespace, "--wait")
+    for name in (first, second, third):
+        assert sandbox.controlplane(name) is not None
+
+
+def test_opting_out_of_keep_deletes_spaces_on_uninstall(sandbox: Sandbox) -> None:
+    namespace, release, name = unique("e2e-del"), "ks-its", unique("gone")
+    install(sandbox, "helm3", release, namespace, [{"name": name}], "--set", "its.keepSpaces=false")
+    assert_ready_its(sandbox, name)
+    sandbox.helm("helm3", "uninstall", release, "--namespace", namespace, "--wait")
+    end = time.monotonic() + 60
+    while sandbox.controlplane(name) is not None and time.monotonic() < end:
+        time.sleep(0.5)
+    assert sandbox.controlplane(name) is None
+
+
+def test_every_rendered_manifest_is_accepted_by_the_api_server(sandbox: Sandbox) -> None:
+    namespace = unique("dryrun")
+    sandbox.kubectl("create", "namespace", namespace)
+    rendered = sandbox.helm("helm3", "template", "ks-its", str(CHART), "--namespace", namespace,
+                            "-f", str(CHART / "ci" / "three-types-values.yaml"), "--set", "test.enabled=true").stdout
+    docs = [doc for doc in yaml.safe_load_all(rendered) if doc]
+    kinds = [doc["kind"] for doc in docs]
+    assert {"ControlPlane", "Job", "ClusterRole", "Pod", "ValidatingAdmissionPolicy"} <= set(kinds)
+    # A Pod is admitted only once its ServiceAccount exists: create those for real first.
+    accounts = [doc for doc in docs if doc["kind"] == "ServiceAccount"]
+    sandbox.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": accounts}))
+    result = sandbox.kubectl("apply", "--dry-run=server", "-f", "-", input=rendered, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("(server dry run)") == len(kinds)
+
+
+def test_hook_pod_template_passes_restricted_admission(sandbox: Sandbox) -> None:
+    namespace = unique("restricted")
+    sandbox.kubectl("create", "namespace", namespace)
+    sandbox.kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
+    rendered = sandbox.helm("helm3", "template", "ks-its", str(CHART), "--namespace", namespace,
+                            "--set-json", 'ITSes=[{"name":"its1"}]').stdout
+    docs = [doc for doc in yaml.safe_load_all(rendered) if doc]
+    job = next(doc for doc in docs if doc["kind"] == "Job")
+    test_pod = next(doc for doc in docs if doc["kind"] == "Pod")
+    hook_pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "hook-pod", "namespace": namespace},
+                "spec": job["spec"]["template"]["spec"]}
+    for account in (doc for doc in docs if doc["kind"] == "ServiceAccount"):
+        sandbox.kubectl("apply", "-f", "-", input=json.dumps(account))
+    for pod in (hook_pod, test_pod):
+        result = sandbox.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(pod), check=False)
+        assert result.returncode == 0, result.stderr
+    # The namespace really enforces: a pod that runs as root is refused.
+    root_pod = {**hook_pod, "spec": {**hook_pod["spec"], "securityContext": {}}}
+    refused = sandbox.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(root_pod), check=False)
+    assert refused.returncode != 0 and "violates PodSecurity" in refused.stderr
