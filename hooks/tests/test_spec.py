@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from ks_its_hooks.spec import ConfigError, ItsSpec, SecretRef, parse_config, shard
+
+
+def config(**overrides: object) -> str:
+    base: dict[str, object] = {
+        "deadlineSeconds": 60,
+        "ocm": {"imageRegistry": "", "bundleVersion": "default"},
+        "itses": [
+            {"name": "its1", "type": "vcluster", "installClusteradm": True, "bootstrapSecret": None},
+            {"name": "its3", "type": "external", "installClusteradm": False,
+             "bootstrapSecret": {"name": "b", "namespace": "ns", "key": "k"}},
+        ],
+    }
+    base.update(overrides)
+    return json.dumps(base)
+
+
+def test_parses_what_the_chart_renders() -> None:
+    parsed = parse_config(config())
+    assert parsed.deadline_seconds == 60.0
+    assert parsed.itses == (
+        ItsSpec("its1", "vcluster", True, None),
+        ItsSpec("its3", "external", False, SecretRef("b", "ns", "k")),
+    )
+    assert parsed.itses[0].system_namespace == "its1-system"
+
+
+@pytest.mark.parametrize(("itses", "message"), [
+    ([{"name": "a", "type": "k3s", "installClusteradm": True, "bootstrapSecret": None}], "itses[0].type must be one of"),
+    ([{"name": "a", "type": "host", "installClusteradm": "false", "bootstrapSecret": None}],
+     "itses[0].installClusteradm must be a bool, got str"),
+    ([{"name": "a", "type": "external", "installClusteradm": True, "bootstrapSecret": None}],
+     "bootstrapSecret is required for type external"),
+    ([{"type": "host", "installClusteradm": True, "bootstrapSecret": None}], "itses[0].name is missing"),
+    ([{"name": "a", "type": "host", "installClusteradm": True, "bootstrapSecret": None}] * 2, "duplicate names"),
+])
+def test_rejects_what_the_chart_never_renders(itses: list[dict[str, object]], message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse_config(config(itses=itses))
+
+
+def test_rejects_a_non_positive_deadline_and_bad_json() -> None:
+    with pytest.raises(ConfigError, match="deadlineSeconds must be positive"):
+        parse_config(config(deadlineSeconds=0))
+    with pytest.raises(ConfigError, match="not JSON"):
+        parse_config("{")
+
+
+def test_shards_cover_every_its_once() -> None:
+    itses = tuple(ItsSpec(f"i{n}", "vcluster", True, None) for n in range(7))
+    shards = [shard(itses, index, 3) for index in range(3)]
+    assert [its.name for its in shards[0]] == ["i0", "i3", "i6"]
+    assert sorted(its.name for part in shards for its in part) == sorted(its.name for its in itses)
+    with pytest.raises(ConfigError):
+        shard(itses, 3, 3)
