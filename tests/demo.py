@@ -1,0 +1,160 @@
+"""`make demo`: the sandbox, then the real user command, then what the user got.
+
+python -m tests.demo up [--dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import shlex
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from tests.sandbox.kube import api_client
+from tests.sandbox.servers import BIN, REPO, StartError
+from tests.sandbox.supervisor import DEFAULT_DIR, up
+
+NAMESPACE = "kubeflex-system"
+ITSES = '[{"name":"its1"},{"name":"its2","type":"host"},{"name":"its3","type":"external"}]'
+# Verbatim the command README.md shows for a real cluster.
+COMMAND = ["helm", "upgrade", "--install", "ks-its", "./chart", "--namespace", NAMESPACE, "--create-namespace", "--wait",
+           "--set-json", f"ITSes={ITSES}"]
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def bootstrap_secret(core: client.CoreV1Api, root: Path) -> None:
+    """What a user does first for an external ITS: a Secret with the cluster's kubeconfig.
+    KubeFlex deletes it after adoption, so a second demo finds admin-kubeconfig instead."""
+    try:
+        core.read_namespaced_secret("admin-kubeconfig", "its3-system")
+        return
+    except ApiException as err:
+        if err.status != 404:
+            raise
+    env = {**os.environ, "KUBECONFIG": str(root / "kubeconfig")}
+    subprocess.run([str(BIN / "kubectl"), "create", "namespace", NAMESPACE], env=env, capture_output=True, check=False)
+    subprocess.run([str(BIN / "kubectl"), "create", "secret", "generic", "its3-bootstrap", "-n", NAMESPACE,
+                    f"--from-file=kubeconfig-incluster={root / 'external.kubeconfig'}"],
+                   env=env, capture_output=True, check=False)
+
+
+def follow_hook_logs(root: Path, stop: threading.Event) -> None:
+    """Progress while helm waits: the hook pods' log lines as they come."""
+    seen: dict[Path, int] = {}
+    while not stop.wait(0.3):
+        for path in sorted((root / "logs" / "pods").glob(f"{NAMESPACE}_ks-its-hook-*.log")):
+            lines = path.read_text(errors="replace").splitlines()
+            for line in lines[seen.get(path, 0):]:
+                say(f"  | {line}")
+            seen[path] = len(lines)
+
+
+def condition(obj: dict[str, Any], cond_type: str) -> str:
+    for cond in (obj.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == cond_type:
+            return str(cond.get("status"))
+    return "-"
+
+
+def its_row(custom: client.CustomObjectsApi, core: client.CoreV1Api, name: str, root: Path) -> tuple[list[str], bool]:
+    cp: dict[str, Any] = custom.get_cluster_custom_object("tenancy.kflex.kubestellar.org", "v1alpha1", "controlplanes", name)
+    ready = condition(cp, "Ready") == "True"
+    hub, props = "-", "-"
+    annotations = cp["metadata"].get("annotations") or {}
+    took = "-"
+    if "its.kubestellar.io/status-time" in annotations:
+        created = time.mktime(time.strptime(cp["metadata"]["creationTimestamp"], "%Y-%m-%dT%H:%M:%SZ"))
+        done = time.mktime(time.strptime(annotations["its.kubestellar.io/status-time"], "%Y-%m-%dT%H:%M:%SZ"))
+        took = f"{done - created:.0f}s"
+    if ready:
+        ref = cp["status"]["secretRef"]
+        text = base64.b64decode(core.read_namespaced_secret(ref["name"], ref["namespace"]).data[ref["inClusterKey"]]).decode()
+        path = root / f"{name}.kubeconfig"
+        path.write_text(text)
+        path.chmod(0o600)
+        space = api_client(text)
+        try:
+            cm = client.CustomObjectsApi(space).get_cluster_custom_object(
+                "operator.open-cluster-management.io", "v1", "clustermanagers", "cluster-manager")
+            hub = "Applied" if condition(cm, "Applied") == "True" else "not applied"
+        except ApiException:
+            hub = "absent"
+        try:
+            client.CoreV1Api(space).read_namespace("customization-properties")
+            props = "present"
+        except ApiException:
+            props = "absent"
+    label = (cp["metadata"].get("labels") or {}).get("kflex.kubestellar.io/cptype", "-")
+    ok = ready and hub == "Applied" and props == "present" and label == "its"
+    return [name, cp["spec"]["type"], "yes" if ready else "no", hub, props, label, took], ok
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.demo")
+    parser.add_argument("command", choices=("up",))
+    parser.add_argument("--dir", type=Path, default=DEFAULT_DIR)
+    root = parser.parse_args().dir.resolve()
+    say(f"demo: starting the sandbox in {root} (reused if it is running)")
+    try:
+        up(root)
+    except StartError as err:
+        print(f"demo: sandbox: {err}", file=sys.stderr)
+        return 1
+    api = api_client((root / "kubeconfig").read_text())
+    core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
+    bootstrap_secret(core, root)
+    say(f"demo: export KUBECONFIG={root / 'kubeconfig'}")
+    say(f"demo: {shlex.join(COMMAND)}")
+    stop = threading.Event()
+    follower = threading.Thread(target=follow_hook_logs, args=(root, stop), daemon=True)
+    follower.start()
+    started = time.monotonic()
+    env = {**os.environ, "KUBECONFIG": str(root / "kubeconfig"), "PATH": f"{BIN}:{os.environ['PATH']}",
+           "HELM_CACHE_HOME": str(root / "helm-cache"), "HELM_CONFIG_HOME": str(root / "helm-config"),
+           "HELM_DATA_HOME": str(root / "helm-data")}
+    result = subprocess.run(COMMAND, cwd=REPO, env=env, capture_output=True, text=True, check=False)
+    time.sleep(0.5)
+    stop.set()
+    follower.join()
+    if result.returncode != 0:
+        say(result.stdout)
+        print(result.stderr, file=sys.stderr)
+    say(f"demo: helm finished in {time.monotonic() - started:.1f}s (exit {result.returncode})\n")
+    header = ["ITS", "TYPE", "READY", "OCM HUB", "CUSTOMIZATION-PROPERTIES", "CPTYPE", "TIME TO READY"]
+    rows, all_ok = [header], True
+    for name in ("its1", "its2", "its3"):
+        try:
+            row, ok = its_row(custom, core, name, root)
+        except ApiException as err:
+            row, ok = [name, "-", "no", "-", "-", "-", f"error {err.status}"], False
+        rows.append(row)
+        all_ok = all_ok and ok
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    for row in rows:
+        say("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+    say("\nUse a space with kubectl (its in-cluster kubeconfig, which the sandbox points at 127.0.0.1):")
+    for name in ("its1", "its2", "its3"):
+        if (root / f"{name}.kubeconfig").exists():
+            say(f"  kubectl --kubeconfig {root / (name + '.kubeconfig')} get managedclusters,namespaces")
+    say(f"\nThe hosting cluster: KUBECONFIG={root / 'kubeconfig'} kubectl get controlplanes")
+    say("The sandbox keeps running; stop it with: make demo-down")
+    if not all_ok or result.returncode != 0:
+        print("demo: not every ITS is ready (see the table and the hook log above)", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
