@@ -219,3 +219,14 @@ subjects:
     namespace: {{ $.root.Release.Namespace }}
 {{- end }}
 {{- end -}}
+
+{{/*
+Annotations of the `helm test` resources. Argo CD does not run Helm test hooks; Skip makes
+sure it never applies them as ordinary resources either.
+*/}}
+{{- define "its.testHookAnnotations" -}}
+helm.sh/hook: test
+helm.sh/hook-weight: {{ .weight | quote }}
+helm.sh/hook-delete-policy: before-hook-creation
+argocd.argoproj.io/hook: Skip
+{{- end -}}
