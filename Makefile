@@ -35,7 +35,7 @@ sandbox-down: venv ## Stop the sandbox and remove its files
 	@$(PY) -m tests.sandbox down --dir $(SANDBOX)
 
 lint: tools venv ## ruff, mypy --strict, helm lint --strict (helm 3 and 4) on every chart/ci values file
-	@$(VENV)/bin/ruff check hooks tests bench
+	@$(VENV)/bin/ruff check hooks tests ci
 	@$(VENV)/bin/mypy --config-file hooks/pyproject.toml hooks/src
 	@for helm in helm3 helm4; do for values in chart/ci/*-values.yaml; do \
 		$(HELM_ENV) $$helm lint --strict chart -f $$values >/dev/null \

@@ -70,19 +70,22 @@ def table() -> str:
     lines = ["| Key | Default | Description |", "|---|---|---|"]
     for key, description in rows:
         default = json.dumps(lookup(values, key), separators=(",", ":"))
-        lines.append(f"| `{key}` | `{default}` | {description.replace('|', '\\|')} |")
+        escaped = description.replace("|", r"\|")
+        lines.append(f"| `{key}` | `{default}` | {escaped} |")
     return "\n".join(lines)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", nargs="?", choices=("--write", "--check"), default="--check")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--write", action="store_true", help="rewrite the table in README.md")
+    mode.add_argument("--check", action="store_true", help="fail if README.md is out of date (the default)")
     args = parser.parse_args()
     readme = README.read_text()
     head, rest = readme.split(START, 1)
     _, tail = rest.split(END, 1)
     updated = f"{head}{START}\n{table()}\n{END}{tail}"
-    if args.mode == "--write":
+    if args.write:
         README.write_text(updated)
         return 0
     if updated != readme:
