@@ -198,9 +198,30 @@ def its_config(itses: list[dict[str, Any]], deadline: int = 120) -> str:
                        "ocm": {"imageRegistry": "", "bundleVersion": "default"}})
 
 
-def run_hook(sandbox: Sandbox, kubeconfig_path: Path, tmp_path: Path, itses: list[dict[str, Any]],
-             deadline: int = 120, command: str = "install") -> subprocess.CompletedProcess[str]:
+def hook_argv(tmp_path: Path, itses: list[dict[str, Any]], deadline: int = 120, command: str = "install") -> list[str]:
     config = tmp_path / f"its-{uuid.uuid4().hex[:6]}.json"
     config.write_text(its_config(itses, deadline))
-    return sandbox.run(str(HOOK), command, "--config", str(config), check=False, timeout=deadline + 60,
-                       KUBECONFIG=str(kubeconfig_path), TMPDIR=str(tmp_path))
+    return [str(HOOK), command, "--config", str(config)]
+
+
+def keep_hook_log(sandbox: Sandbox, output: str) -> None:
+    """Every hook run's output is kept with the pod logs, so the secret scan reads it too."""
+    (sandbox.root / "logs" / "pods").mkdir(parents=True, exist_ok=True)
+    with open(sandbox.root / "logs" / "pods" / "direct-hook-runs.log", "a") as handle:
+        handle.write(output)
+
+
+def run_hook(sandbox: Sandbox, kubeconfig_path: Path, tmp_path: Path, itses: list[dict[str, Any]],
+             deadline: int = 120, command: str = "install", **env: str) -> subprocess.CompletedProcess[str]:
+    result = sandbox.run(*hook_argv(tmp_path, itses, deadline, command), check=False, timeout=deadline + 60,
+                         KUBECONFIG=str(kubeconfig_path), TMPDIR=str(tmp_path), **env)
+    keep_hook_log(sandbox, result.stdout + result.stderr)
+    return result
+
+
+REPORTS: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for line in REPORTS:
+        terminalreporter.write_line(line)

@@ -15,7 +15,7 @@ import yaml
 from kubernetes import client
 
 from tests.conftest import Sandbox, unique
-from tests.sandbox.servers import BIN, REPO
+from tests.sandbox.servers import BIN, REPO, pid_alive
 from tests.sandbox.supervisor import down, state, up
 
 
@@ -133,6 +133,8 @@ def test_sandbox_restarts_cleanly_after_a_killed_run(tmp_path: Path) -> None:
     try:
         first = up(root)
         subprocess.run(["kill", "-9", str(first["pid"])], check=True)
+        # SIGKILL is delivered asynchronously: a process can still be exiting when kill(1) returns.
+        wait_for(lambda: not pid_alive(first["pid"]), what="killed supervisor to exit", timeout=30)
         second = up(root)
         assert second["pid"] != first["pid"]
         port = int(second["hosting"].rsplit(":", 1)[1])

@@ -140,3 +140,11 @@ def test_deadline_counts_down_on_its_clock() -> None:
     assert deadline.remaining() == 6.0 and not deadline.expired()
     now[0] = 111.0
     assert deadline.expired() and deadline.remaining() == 0.0
+
+
+def test_a_not_synced_controlplane_says_why() -> None:
+    pending_cp = cp("external", "False", "Creating")
+    pending_cp["status"]["conditions"].append(  # type: ignore[index]
+        {"type": "Synced", "status": "False", "reason": "ReconcileError", "message": "dial tcp: refused"})
+    assert space.controlplane_pending(ItsSpec("its1", "external", True, None), {"its1": pending_cp}) == (
+        "ControlPlane not Ready (Creating); Synced=False (ReconcileError dial tcp: refused)")

@@ -99,6 +99,7 @@ class KubeFlex:
         except Exception as err:
             self.log(f"kubeflex: ControlPlane {name}: {type(err).__name__}: {err}")
             self._set_status(name, synced=(False, "ReconcileError", str(err)[:200]))
+            self._stop.wait(2)  # a controller's requeue backoff, not a hot loop
             with self._lock:
                 self._provisioning.discard(name)  # the next event retries, as a requeue would
 

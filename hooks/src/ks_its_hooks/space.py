@@ -68,8 +68,11 @@ def controlplane_pending(its: ItsSpec, objects: dict[str, dict[str, Any]]) -> st
         raise PermanentError(f"ControlPlane {its.name} has type {actual}, the ITS says {its.type}")
     if condition_status(cp, "Ready") == "True":
         return None
-    # Synced=False/ReconcileError is normal while a space boots: keep waiting, show why.
-    return f"ControlPlane not Ready ({condition_reason(cp, 'Ready') or 'no Ready condition yet'})"
+    pending = f"ControlPlane not Ready ({condition_reason(cp, 'Ready') or 'no Ready condition yet'})"
+    # Synced=False/ReconcileError is normal while a space boots: keep waiting, but show why.
+    if condition_status(cp, "Synced") == "False":
+        pending += f"; Synced=False ({condition_reason(cp, 'Synced')})"
+    return pending
 
 
 def secret_pending(ref: CredentialsRef, objects: dict[str, dict[str, Any]]) -> str | None:

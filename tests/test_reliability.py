@@ -1,0 +1,314 @@
+"""Reliability and security on the sandbox (issue 7): bad input, faults, upgrades, privileges."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+
+from tests.conftest import (
+    CHART,
+    HOOK_RUNNER_USER,
+    Sandbox,
+    hook_argv,
+    keep_hook_log,
+    run_hook,
+    unique,
+)
+from tests.sandbox.faultproxy import FaultProxy
+from tests.sandbox.servers import BIN
+from tests.test_chart import install
+from tests.test_hooks import assert_ready_its, create_its
+
+pytestmark = pytest.mark.reliability
+
+
+# --- bad input ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("itses", "message"), [
+    ([{"name": "its1", "install_clusteradm": "false"}], "at '/ITSes/0/install_clusteradm': got string, want boolean"),
+    ([{"name": "a" * 57}], "at '/ITSes/0/name': maxLength: got 57, want 56"),
+    ([{"name": "Its1"}], "at '/ITSes/0/name': 'Its1' does not match pattern"),
+    ([{"name": "x1"}, {"name": "x1"}], 'ITSes[1].name: "x1" is already the name of ITSes[0]'),
+])
+def test_bad_values_are_rejected_before_anything_reaches_the_cluster(
+        sandbox: Sandbox, itses: list[dict[str, Any]], message: str) -> None:
+    namespace = unique("badvalues")
+    since = time.time()
+    result = install(sandbox, "helm3", "ks-its", namespace, itses, check=False)
+    assert result.returncode != 0
+    assert message in result.stderr
+    writes = [e for e in sandbox.audit(since) if e["verb"] in {"create", "update", "patch", "delete"}
+              and e.get("objectRef", {}).get("namespace") == namespace]
+    assert writes == []
+    assert sandbox.kubectl("get", "namespace", namespace, check=False).returncode != 0
+
+
+def test_a_name_at_the_length_limit_is_accepted_by_the_api_server(sandbox: Sandbox) -> None:
+    name = "l" + unique("")[1:7] + "x" * 49
+    assert len(name) == 56
+    rendered = sandbox.helm("helm3", "template", "ks-its", str(CHART), "-n", "default",
+                            "--set-json", f'ITSes=[{{"name":"{name}"}}]').stdout
+    controlplane = next(doc for doc in yaml.safe_load_all(rendered) if doc and doc["kind"] == "ControlPlane")
+    sandbox.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(controlplane))
+    sandbox.kubectl("create", "namespace", f"{name}-system", "--dry-run=server")
+
+
+@pytest.mark.parametrize(("secret_data", "expected"), [
+    (None, "bootstrap Secret default/{name}-bootstrap not found"),
+    ({"wrong-key": "x"}, "bootstrap Secret default/{name}-bootstrap has no key kubeconfig-incluster"),
+])
+def test_external_its_with_a_bad_bootstrap_secret_fails_at_once_naming_it(
+        sandbox: Sandbox, hook_runner: Path, tmp_path: Path, secret_data: dict[str, str] | None, expected: str) -> None:
+    name = unique("ext-bad")
+    if secret_data is not None:
+        sandbox.kubectl("create", "secret", "generic", f"{name}-bootstrap", "-n", "default",
+                        *[f"--from-literal={k}={v}" for k, v in secret_data.items()])
+    sandbox.create_controlplane(name, "external", {"name": f"{name}-bootstrap", "namespace": "default",
+                                                   "inClusterKey": "kubeconfig-incluster"})
+    since = time.time()
+    started = time.monotonic()
+    result = run_hook(sandbox, hook_runner, tmp_path, [{"name": name, "type": "external"}], deadline=120)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == f"ITS {name}: step space failed: " + expected.format(name=name)
+    assert time.monotonic() - started < 15, "a permanent error must not wait for the deadline"
+    reads = [e for e in sandbox.audit(since) if e["user"]["username"] == HOOK_RUNNER_USER
+             and e.get("objectRef", {}).get("name") == f"{name}-bootstrap"]
+    assert 1 <= len(reads) <= 3, "no retry storm"
+    sandbox.delete_controlplane(name)
+
+
+def test_unreachable_external_server_fails_at_the_deadline_with_kubeflex_reason(
+        sandbox: Sandbox, hook_runner: Path, tmp_path: Path) -> None:
+    name = unique("ext-down")
+    config = yaml.safe_load(sandbox.external_kubeconfig.read_text())
+    with FaultProxy(1) as closed:  # a port nothing listens behind
+        config["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{closed.port}"
+        closed.fail_for(3600)
+        path = tmp_path / "unreachable.kubeconfig"
+        path.write_text(yaml.safe_dump(config))
+        sandbox.kubectl("create", "secret", "generic", f"{name}-bootstrap", "-n", "default",
+                        f"--from-file=kubeconfig-incluster={path}")
+        sandbox.create_controlplane(name, "external", {"name": f"{name}-bootstrap", "namespace": "default",
+                                                       "inClusterKey": "kubeconfig-incluster"})
+        result = run_hook(sandbox, hook_runner, tmp_path, [{"name": name, "type": "external"}], deadline=15)
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"ITS {name}: step space failed: timed out after 15s waiting for ControlPlane {name} Ready")
+    assert "Synced=False (ReconcileError" in last
+    sandbox.delete_controlplane(name)
+
+
+# --- faults ---------------------------------------------------------------------------------
+
+def space_apiserver_pid(name: str) -> int:
+    out = subprocess.run(["pgrep", "-f", f"etcd-prefix=/sandbox/space-{name}( |$)"], capture_output=True, text=True,
+                         check=False).stdout.split()
+    assert len(out) == 1, out
+    return int(out[0])
+
+
+def start_hook(sandbox: Sandbox, argv: list[str], kubeconfig_path: Path, tmp_path: Path,
+               **env: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(argv, env=sandbox.env(KUBECONFIG=str(kubeconfig_path), TMPDIR=str(tmp_path), **env),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def read_until(proc: subprocess.Popen[str], marker: str, lines: list[str]) -> bool:
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        lines.append(line)
+        if marker in line:
+            return True
+    return False
+
+
+def test_space_api_server_killed_while_the_hook_waits(sandbox: Sandbox, hook_runner: Path, tmp_path: Path) -> None:
+    name = unique("kill-space")
+    sandbox.set_faults("ocm", apply_delay_s=6)
+    try:
+        its = create_its(sandbox, name, "vcluster")
+        proc = start_hook(sandbox, hook_argv(tmp_path, [its], deadline=120), hook_runner, tmp_path)
+        lines: list[str] = []
+        assert read_until(proc, 'msg="running clusteradm init"', lines)
+        time.sleep(3)  # clusteradm has applied; the hook now waits for the ClusterManager
+        os.kill(space_apiserver_pid(name), signal.SIGKILL)
+        rest, _ = proc.communicate(timeout=150)
+        keep_hook_log(sandbox, "".join(lines) + rest)
+        assert proc.returncode == 0, "".join(lines) + rest
+        assert_ready_its(sandbox, name)
+    finally:
+        sandbox.clear_faults("ocm")
+
+
+def test_hosting_api_server_failing_for_a_while(sandbox: Sandbox, tmp_path: Path) -> None:
+    name = unique("flaky-host")
+    its = create_its(sandbox, name, "vcluster")
+    admin = yaml.safe_load(sandbox.kubeconfig.read_text())
+    port = int(admin["clusters"][0]["cluster"]["server"].rsplit(":", 1)[1])
+    with FaultProxy(port) as proxy:
+        admin["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{proxy.port}"
+        path = tmp_path / "flaky.kubeconfig"
+        path.write_text(yaml.safe_dump(admin))
+        path.chmod(0o600)
+        proxy.fail_for(6)
+        result = run_hook(sandbox, path, tmp_path, [its], deadline=60)
+    assert result.returncode == 0, result.stderr
+    assert proxy.resets > 0
+    assert "retrying" in result.stderr
+    assert_ready_its(sandbox, name)
+
+
+def end_state(sandbox: Sandbox, name: str) -> dict[str, Any]:
+    """What an ITS is, without what differs by name or time."""
+    cp = sandbox.controlplane(name) or {}
+    space = sandbox.space_api(name)
+    namespaces = sorted(ns.metadata.name for ns in client.CoreV1Api(space).list_namespace().items)
+    crds = sorted(c.metadata.name for c in client.ApiextensionsV1Api(space).list_custom_resource_definition().items)
+    cm = client.CustomObjectsApi(space).get_cluster_custom_object(
+        "operator.open-cluster-management.io", "v1", "clustermanagers", "cluster-manager")
+    return {"label": (cp["metadata"].get("labels") or {}).get("kflex.kubestellar.io/cptype"),
+            "status": (cp["metadata"].get("annotations") or {}).get("its.kubestellar.io/status"),
+            "namespaces": [n for n in namespaces if not n.startswith("only-in-")], "crds": crds,
+            "clustermanager": sorted((c["type"], c["status"]) for c in cm["status"]["conditions"])}
+
+
+@pytest.mark.parametrize("step", ["space", "ocm-hub", "customization-properties"])
+def test_hook_killed_at_a_step_converges_to_the_same_end_state(
+        sandbox: Sandbox, hook_runner: Path, tmp_path: Path, step: str) -> None:
+    reference = create_its(sandbox, unique("ref"), "vcluster")
+    assert run_hook(sandbox, hook_runner, tmp_path, [reference]).returncode == 0
+    name = unique(f"killed-{step[:5]}")
+    sandbox.set_faults(name, start_delay_s=3)
+    try:
+        its = create_its(sandbox, name, "vcluster")
+        proc = start_hook(sandbox, hook_argv(tmp_path, [its]), hook_runner, tmp_path)
+        lines: list[str] = []
+        marker = {"space": "step=space", "ocm-hub": 'msg="running clusteradm init"',
+                  "customization-properties": "step=customization-properties"}[step]
+        assert read_until(proc, marker, lines), "".join(lines)
+        os.killpg(proc.pid, signal.SIGKILL)  # the hook and its clusteradm, as a killed pod
+        proc.wait()
+        retry = run_hook(sandbox, hook_runner, tmp_path, [its])  # the Job's next pod
+        assert retry.returncode == 0, retry.stderr
+        assert end_state(sandbox, name) == end_state(sandbox, reference["name"])
+    finally:
+        sandbox.clear_faults(name)
+
+
+def fake_clusteradm(tmp_path: Path, fail_times: int) -> Path:
+    """A clusteradm that fails `fail_times` times, records the mode of the kubeconfig it is given,
+    then runs the real one."""
+    directory = tmp_path / "clusteradm-bin"
+    directory.mkdir()
+    script = directory / "clusteradm"
+    script.write_text(f"""#!/bin/sh
+count=$(cat {tmp_path}/calls 2>/dev/null || echo 0)
+echo $((count + 1)) > {tmp_path}/calls
+prev=""
+for arg in "$@"; do
+  if [ "$prev" = "--kubeconfig" ]; then stat -c %a "$arg" >> {tmp_path}/modes; echo "$arg" >> {tmp_path}/paths; fi
+  prev="$arg"
+done
+if [ "$count" -lt {fail_times} ]; then echo "Error: injected failure number $count" >&2; exit 1; fi
+exec {BIN / 'clusteradm'} "$@"
+""")
+    script.chmod(0o755)
+    return directory
+
+
+def test_clusteradm_failing_once_is_retried_and_its_kubeconfig_is_private_and_removed(
+        sandbox: Sandbox, hook_runner: Path, tmp_path: Path) -> None:
+    its = create_its(sandbox, unique("adm-once"), "vcluster")
+    fake = fake_clusteradm(tmp_path, fail_times=1)
+    result = run_hook(sandbox, hook_runner, tmp_path, [its], PATH=f"{fake}:{BIN}:{os.environ['PATH']}")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "calls").read_text().strip() == "2"
+    assert "clusteradm init failed; retrying" in result.stderr
+    assert set((tmp_path / "modes").read_text().split()) == {"600"}
+    assert not any(Path(p).exists() for p in (tmp_path / "paths").read_text().split())
+    assert_ready_its(sandbox, its["name"])
+
+
+def test_clusteradm_failing_always_fails_clearly_and_changes_nothing_else(
+        sandbox: Sandbox, hook_runner: Path, tmp_path: Path) -> None:
+    its = create_its(sandbox, unique("adm-never"), "vcluster")
+    fake = fake_clusteradm(tmp_path, fail_times=99)
+    result = run_hook(sandbox, hook_runner, tmp_path, [its], PATH=f"{fake}:{BIN}:{os.environ['PATH']}")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"ITS {its['name']}: step ocm-hub failed: clusteradm init exited 1: Error: injected failure number 2")
+    assert (tmp_path / "calls").read_text().strip() == "3"
+    space = client.CoreV1Api(sandbox.space_api(its["name"]))
+    assert "customization-properties" not in {ns.metadata.name for ns in space.list_namespace().items}
+    cp = sandbox.controlplane(its["name"]) or {}
+    assert "kflex.kubestellar.io/cptype" not in (cp["metadata"].get("labels") or {})
+    assert cp["metadata"]["annotations"]["its.kubestellar.io/status"].startswith("Failed: ocm-hub: clusteradm init")
+
+
+# --- upgrades -------------------------------------------------------------------------------
+
+def test_changing_an_its_type_is_rejected_and_nothing_is_lost(sandbox: Sandbox) -> None:
+    namespace, name = unique("typechange"), unique("tc")
+    install(sandbox, "helm3", "ks-its", namespace, [{"name": name}])
+    before = sandbox.controlplane(name) or {}
+    result = install(sandbox, "helm3", "ks-its", namespace, [{"name": name, "type": "host"}], check=False)
+    assert result.returncode != 0
+    assert f"ControlPlane {name}: spec.type cannot change from vcluster to host" in result.stderr
+    after = sandbox.controlplane(name) or {}
+    assert after["spec"]["type"] == "vcluster"
+    assert after["metadata"]["uid"] == before["metadata"]["uid"]
+    assert_ready_its(sandbox, name)
+
+
+# --- privileges -----------------------------------------------------------------------------
+
+def apply_rbac_only(sandbox: Sandbox, namespace: str, itses: list[dict[str, Any]]) -> None:
+    rendered = sandbox.helm("helm3", "template", "ks-its", str(CHART), "-n", namespace,
+                            "--set-json", f"ITSes={json.dumps(itses)}").stdout
+    kinds = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
+    items = [doc for doc in yaml.safe_load_all(rendered) if doc and doc["kind"] in kinds
+             and "helm.sh/hook" not in (doc["metadata"].get("annotations") or {})]
+    sandbox.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+
+
+def test_hook_service_account_can_do_exactly_what_it_needs(sandbox: Sandbox, tmp_path: Path) -> None:
+    namespace, mine, other = unique("rbac"), unique("mine"), unique("other")
+    sandbox.kubectl("create", "namespace", namespace)
+    sandbox.kubectl("create", "secret", "generic", f"{mine}-bootstrap", "-n", namespace, "--from-literal=k=v")
+    sandbox.kubectl("create", "secret", "generic", "unrelated", "-n", namespace, "--from-literal=k=v")
+    apply_rbac_only(sandbox, namespace, [{"name": mine, "type": "external"}])
+    user = f"system:serviceaccount:{namespace}:ks-its-hook"
+
+    def can(*args: str) -> bool:
+        return sandbox.kubectl("auth", "can-i", *args, f"--as={user}", check=False).stdout.strip() == "yes"
+
+    assert can("get", f"controlplanes.tenancy.kflex.kubestellar.org/{mine}")
+    assert can("patch", f"controlplanes.tenancy.kflex.kubestellar.org/{mine}")
+    assert can("get", "secret/admin-kubeconfig", "-n", f"{mine}-system")
+    assert can("get", f"secret/{mine}-bootstrap", "-n", namespace)
+    assert not can("delete", f"controlplanes.tenancy.kflex.kubestellar.org/{mine}")
+    assert not can("get", f"controlplanes.tenancy.kflex.kubestellar.org/{other}")
+    assert not can("create", "controlplanes.tenancy.kflex.kubestellar.org")
+    assert not can("get", "secret/unrelated", "-n", namespace)
+    assert not can("list", "secrets", "-n", "kube-system")
+    assert not can("create", "pods", "-n", namespace)
+    assert not can("create", "namespaces")
+    assert not can("update", "secret/admin-kubeconfig", "-n", f"{mine}-system")
+    # A hook run that tries an ITS it has no business with fails at once, with the cause.
+    sandbox.create_controlplane(other, "vcluster")
+    token = sandbox.token_kubeconfig(tmp_path / "hook.kubeconfig", namespace, "ks-its-hook")
+    started = time.monotonic()
+    result = run_hook(sandbox, token, tmp_path, [{"name": other}], deadline=60)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == f"ITS {other}: step space failed: API error 403 Forbidden"
+    assert time.monotonic() - started < 15
+    sandbox.delete_controlplane(other)
