@@ -35,7 +35,7 @@ sandbox-down: venv ## Stop the sandbox and remove its files
 	@$(PY) -m tests.sandbox down --dir $(SANDBOX)
 
 lint: tools venv ## ruff, mypy --strict, helm lint --strict (helm 3 and 4) on every chart/ci values file
-	@$(VENV)/bin/ruff check hooks tests ci
+	@$(VENV)/bin/ruff check hooks tests ci bench
 	@$(VENV)/bin/mypy --config-file hooks/pyproject.toml hooks/src
 	@for helm in helm3 helm4; do for values in chart/ci/*-values.yaml; do \
 		$(HELM_ENV) $$helm lint --strict chart -f $$values >/dev/null \
@@ -59,10 +59,12 @@ integration: tools venv ## Integration suite on a sandbox of its own
 	@$(PY) -m pytest tests -q -p no:cacheprovider $(PYTEST_ARGS)
 
 test: ## Lint, chart unit tests, Python unit tests, integration suite: stops at the first broken layer
-	@$(MAKE) --no-print-directory lint
-	@$(MAKE) --no-print-directory unit-chart
-	@$(MAKE) --no-print-directory unit-py
-	@$(MAKE) --no-print-directory integration
+	@start=$$(date +%s); \
+	$(MAKE) --no-print-directory lint; \
+	$(MAKE) --no-print-directory unit-chart; \
+	$(MAKE) --no-print-directory unit-py; \
+	$(MAKE) --no-print-directory integration; \
+	echo $$(( $$(date +%s) - start )) > .cache/make-test-seconds  # for make bench
 
 demo: tools venv ## Start the sandbox and install three ITSes with the real helm command
 	@$(PY) -m tests.demo up --dir $(SANDBOX)

@@ -31,6 +31,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "reliability: faults, bad input, upgrades and privileges (issue 7)")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The secret scan reads the logs of every hook run of the session, so it runs after all of them."""
+    items.sort(key=lambda item: item.module is not None and item.module.__name__ == "tests.test_secret_scan")
+
+
 @dataclass
 class Sandbox:
     root: Path

@@ -5,6 +5,7 @@ their results."""
 from __future__ import annotations
 
 import base64
+import json
 import socket
 import subprocess
 import time
@@ -120,6 +121,9 @@ def test_helm_install_wait_sees_the_indexed_hook_job_result(sandbox: Sandbox, ex
         assert conditions.get("SuccessCriteriaMet") == "True"
         logs = sorted((sandbox.root / "logs" / "pods").glob(f"default_{release}-hook-*.log"))
         assert sorted(p.read_text().strip() for p in logs) == ["index=0", "index=1", "index=2"]
+        usage = [json.loads(p.read_text())
+                 for p in (sandbox.root / "logs" / "pods").glob(f"default_{release}-hook-*.rusage.json")]
+        assert len(usage) == 3 and all(u["exit_code"] == 0 and u["max_rss_kb"] > 0 for u in usage)
     else:
         assert result.returncode != 0
         assert "failed" in result.stderr.lower()

@@ -20,7 +20,7 @@
 
 {{- define "its.selectorLabels" -}}
 app.kubernetes.io/name: {{ .Chart.Name }}
-app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/instance: {{ .Release.Name | quote }}
 {{- end -}}
 
 {{/* Common labels; pass (dict "root" $ "component" "hook"). */}}
@@ -110,7 +110,7 @@ Pass (dict "root" $ "serviceAccount" name "command" list "env" list).
 serviceAccountName: {{ .serviceAccount }}
 restartPolicy: Never
 {{- with $root.Values.global.priorityClassName }}
-priorityClassName: {{ . }}
+priorityClassName: {{ . | quote }}
 {{- end }}
 {{- with $root.Values.global.imagePullSecrets }}
 imagePullSecrets:
@@ -167,7 +167,7 @@ affinity:
   resources: ["controlplanes"]
   resourceNames:
     {{- range .itses }}
-    - {{ .name }}
+    - {{ .name | quote }}
     {{- end }}
   verbs: {{ toJson .verbs }}
 - apiGroups: [""]
@@ -193,7 +193,7 @@ apiVersion: rbac.authorization.k8s.io/v1
 kind: Role
 metadata:
   name: {{ $.serviceAccount }}-bootstrap-reader
-  namespace: {{ $namespace }}
+  namespace: {{ $namespace | quote }}
   labels:
     {{- include "its.labels" (dict "root" $.root "component" "hook") | nindent 4 }}
 rules:
@@ -206,7 +206,7 @@ apiVersion: rbac.authorization.k8s.io/v1
 kind: RoleBinding
 metadata:
   name: {{ $.serviceAccount }}-bootstrap-reader
-  namespace: {{ $namespace }}
+  namespace: {{ $namespace | quote }}
   labels:
     {{- include "its.labels" (dict "root" $.root "component" "hook") | nindent 4 }}
 roleRef:
@@ -216,7 +216,7 @@ roleRef:
 subjects:
   - kind: ServiceAccount
     name: {{ $.serviceAccount }}
-    namespace: {{ $.root.Release.Namespace }}
+    namespace: {{ $.root.Release.Namespace | quote }}
 {{- end }}
 {{- end -}}
 

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from kubernetes import client, config
 
-from . import pipeline
+from . import USER_AGENT, pipeline
 from .errors import StepFailed
 from .log import EventLog
 from .spec import ConfigError, HookConfig, ItsSpec, parse_config, shard
@@ -24,7 +24,9 @@ def hosting_client() -> client.ApiClient:
         config.load_incluster_config()
     except config.ConfigException:
         config.load_kube_config()
-    return client.ApiClient()
+    api = client.ApiClient()
+    api.user_agent = USER_AGENT
+    return api
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -12,6 +12,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
+from . import USER_AGENT
 from .deadline import Deadline, call
 from .errors import PermanentError
 from .log import EventLog
@@ -95,6 +96,7 @@ def client_for(kubeconfig_text: str) -> client.ApiClient:
         # The text may hold credentials: name only the kind of error.
         raise PermanentError(f"the space kubeconfig is invalid ({type(err).__name__})") from err
     api.configuration.retries = False
+    api.user_agent = USER_AGENT
     return api
 
 
