@@ -56,6 +56,9 @@ class KubeFlex:
         self._provisioning: set[str] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        # A cluster has finite room: at most this many space API servers start at once (fifty at
+        # once on two cores all miss their start-up deadline; a real cluster would queue the pods).
+        self._starts = threading.BoundedSemaphore(3)
 
     # --- loop ----------------------------------------------------------------------------------
 
@@ -75,7 +78,8 @@ class KubeFlex:
                 if space.process and not space.process.alive() and name in self.spaces:
                     self.log(f"kubeflex: space {name} API server exited; restarting it")
                     try:
-                        space.start()
+                        with self._starts:
+                            space.start()
                     except Exception as err:
                         self.log(f"kubeflex: space {name} restart failed: {err}")
 
@@ -173,7 +177,8 @@ class KubeFlex:
         space = self.spaces.get(name)
         if space is None:
             space = ApiServer(f"space-{name}", self.hosting.root, self.etcd)
-            space.start()
+            with self._starts:
+                space.start()
             self.spaces[name] = space
             self.on_space(space)
         assert space.admin is not None
@@ -287,6 +292,7 @@ class KubeFlex:
         name = cp["metadata"]["name"]
         space = self.spaces.pop(name, None)
         if space is not None:
+            space.retired.set()
             space.stop()
         with self._lock:
             self._provisioning.discard(name)

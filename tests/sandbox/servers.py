@@ -8,6 +8,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -169,6 +170,8 @@ class ApiServer:
     ca: CertificateAuthority = field(default_factory=lambda: CertificateAuthority("sandbox-ca"))
     admin: KeyPair | None = None
     process: Process | None = None
+    # Set when the server is gone for good (its space deleted): what watches it stops then.
+    retired: threading.Event = field(default_factory=threading.Event)
 
     @property
     def dir(self) -> Path:

@@ -60,7 +60,8 @@ class Sandbox:
         assert self.kubeflex is not None
         kubeflex = self.kubeflex
         standin = ClusterManagerStandIn(apiserver, lambda: kubeflex.faults("ocm"), self.log)
-        self._thread(f"ocm-{apiserver.name}", standin.run)
+        # Until the space is deleted; the hosting cluster's stop ends the process, and daemon threads with it.
+        threading.Thread(target=standin.run, args=(apiserver.retired,), daemon=True, name=f"ocm-{apiserver.name}").start()
 
     def start(self) -> None:
         began = time.monotonic()
