@@ -8,7 +8,6 @@ Helm hooks would bring ITSes up one after another; `serial_estimate_s` is n time
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import tempfile
 import time
@@ -18,6 +17,7 @@ from typing import Any
 from ks_its_hooks import USER_AGENT
 
 from tests.conftest import CHART, HOOK, MUTATING, SERVER_SELF, Sandbox
+from tests.sandbox.kubelet import wait_with_usage
 
 READ_VERBS = {"get", "list", "watch"}
 
@@ -59,8 +59,7 @@ def one_process_rss_mb(sandbox: Sandbox, namespace: str, release: str) -> dict[s
         started = time.monotonic()
         proc = subprocess.Popen([str(HOOK), "install", "--config", str(path), "--shards", "1", "--index", "0"],
                                 env=sandbox.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        usage = wait_with_usage(proc)
         if proc.returncode != 0:
             raise RuntimeError(f"the one-process hook run exited {proc.returncode}")
         return {"peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "wall_s": round(time.monotonic() - started, 2)}

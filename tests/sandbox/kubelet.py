@@ -19,6 +19,7 @@ import base64
 import contextlib
 import json
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -144,9 +145,7 @@ class PodRunner:
                                     stdin=subprocess.DEVNULL, start_new_session=True)
             with self._lock:
                 self._procs[pod["metadata"]["uid"]] = proc
-            # wait4, not wait: the kubelet's part includes resource figures (peak RSS, for make bench).
-            _, status, usage = os.wait4(proc.pid, 0)
-            proc.returncode = os.waitstatus_to_exitcode(status)
+            usage = wait_with_usage(proc)
         logfile.with_name(f"{logfile.stem}.{container['name']}.rusage.json").write_text(json.dumps(
             {"max_rss_kb": usage.ru_maxrss, "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
              "exit_code": proc.returncode}))
@@ -270,6 +269,13 @@ def _rewrite(value: str, mounts: dict[str, Path]) -> str:
 def _container_status(container: dict[str, Any], state: dict[str, Any], ready: bool = False) -> dict[str, Any]:
     return {"name": container["name"], "image": container["image"], "imageID": "", "ready": ready,
             "started": "running" in state, "restartCount": 0, "state": state}
+
+
+def wait_with_usage(proc: subprocess.Popen[Any]) -> resource.struct_rusage:
+    """Wait for proc and return its resource usage (peak RSS, CPU): wait4, which Popen.wait does not offer."""
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return usage
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
