@@ -146,4 +146,8 @@ def test_sandbox_restarts_cleanly_after_a_killed_run(tmp_path: Path) -> None:
         down(root)
     assert state(root) is None
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", port))  # the port is free again
+        # SO_REUSEADDR lets connections the API server closed linger in TIME_WAIT (the kernel's
+        # business, not a leak) while bind still fails if any process is listening on the port.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+        sock.listen()  # the port is free again
