@@ -3,11 +3,17 @@ kubeconfig keys and API servers, a space that never becomes ready, idempotent re
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import io
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from ks_its_hooks import readiness
+from ks_its_hooks.deadline import Deadline
+from ks_its_hooks.log import EventLog
 from kubernetes import client
 
 from tests.conftest import HOOK_RUNNER_USER, Sandbox, mutating, run_hook, unique
@@ -139,3 +145,40 @@ def test_never_ready_fails_at_the_deadline_and_the_other_its_completes(
         assert_ready_its(sandbox, fine)
     finally:
         sandbox.clear_faults(stuck)
+
+
+
+def test_waits_see_objects_by_list_and_by_watch_as_plain_json(
+        sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One object exists before the wait (found by the list), one is created after the list (found
+    by the watch from the list's resourceVersion); both come back as plain JSON, not client models."""
+    before, after = unique("hk-list"), unique("hk-watch")
+    lists: list[dict[str, Any]] = []
+    real_list = readiness.list_objects
+
+    def create_after_first_list(list_fn: Any, **params: Any) -> dict[str, Any]:
+        listed = real_list(list_fn, **params)
+        lists.append(listed)
+        if len(lists) == 1:
+            sandbox.core.create_namespaced_config_map("default", client.V1ConfigMap(
+                metadata=client.V1ObjectMeta(name=after), data={"seen": "by watch"}))
+        return listed
+
+    sandbox.core.create_namespaced_config_map("default", client.V1ConfigMap(
+        metadata=client.V1ObjectMeta(name=before), data={"seen": "by list"}))
+    monkeypatch.setattr(readiness, "list_objects", create_after_first_list)
+    events = io.StringIO()
+    try:
+        found = readiness.wait_until(
+            functools.partial(sandbox.core.list_namespaced_config_map, "default"),
+            lambda objects: None if {before, after} <= objects.keys() else "not both yet", Deadline(30),
+            EventLog("test", events), "test", "both ConfigMaps")
+    finally:
+        for name in (before, after):
+            with contextlib.suppress(client.ApiException):  # `after` is missing if the first list failed
+                sandbox.core.delete_namespaced_config_map(name, "default")
+    assert len(lists) == 1, events.getvalue()
+    assert before in {item["metadata"]["name"] for item in lists[0]["items"]}
+    assert after not in {item["metadata"]["name"] for item in lists[0]["items"]}
+    assert type(found[before]) is dict and found[before]["data"] == {"seen": "by list"}
+    assert type(found[after]) is dict and found[after]["data"] == {"seen": "by watch"}

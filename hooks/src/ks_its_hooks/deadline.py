@@ -43,7 +43,7 @@ def call(fn: Callable[[], T], deadline: Deadline, log: EventLog, step: str, what
 
     retrying = tenacity.Retrying(
         retry=tenacity.retry_if_exception(is_transient),
-        wait=tenacity.wait_exponential_jitter(initial=0.1, max=5.0, jitter=0.5),
+        wait=tenacity.wait_exponential_jitter(multiplier=0.1, max=5.0, jitter=0.5),
         stop=tenacity.stop_before_delay(max(deadline.remaining(), 0.01)),
         before_sleep=before_sleep,
         reraise=True,

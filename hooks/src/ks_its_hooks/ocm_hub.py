@@ -125,7 +125,7 @@ def run_init(space: Space, config: HookConfig, deadline: Deadline, log: EventLog
 
     tenacity.Retrying(
         retry=tenacity.retry_if_exception_type(RuntimeError),
-        wait=tenacity.wait_exponential_jitter(initial=1.0, max=10.0),
+        wait=tenacity.wait_exponential_jitter(multiplier=1.0, max=10.0),
         stop=tenacity.stop_after_attempt(CLUSTERADM_ATTEMPTS) | tenacity.stop_before_delay(deadline.remaining()),
         before_sleep=before_sleep,
         reraise=True,
@@ -135,10 +135,10 @@ def run_init(space: Space, config: HookConfig, deadline: Deadline, log: EventLog
 def wait_ready(space: Space, deadline: Deadline, log: EventLog) -> None:
     custom = client.CustomObjectsApi(space.api)
     list_cm = functools.partial(custom.list_cluster_custom_object, CM_GROUP, CM_VERSION, CM_PLURAL)
-    wait_until(space.api, list_cm, clustermanager_pending, deadline, log, STEP, "ClusterManager Applied",
+    wait_until(list_cm, clustermanager_pending, deadline, log, STEP, "ClusterManager Applied",
                field_selector=f"metadata.name={CM_NAME}")
     extensions = client.ApiextensionsV1Api(space.api)
-    wait_until(space.api, extensions.list_custom_resource_definition, crds_pending, deadline, log, STEP,
+    wait_until(extensions.list_custom_resource_definition, crds_pending, deadline, log, STEP,
                "hub CRDs Established")
 
 

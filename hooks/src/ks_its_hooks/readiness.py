@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
-from kubernetes import client, watch
+from kubernetes import watch
 from kubernetes.client.exceptions import ApiException
 
 from .deadline import Deadline, DeadlineExceeded, call
@@ -36,8 +37,17 @@ def _name(obj: dict[str, Any]) -> str:
     return str((obj.get("metadata") or {}).get("name", ""))
 
 
+def list_objects(list_fn: Callable[..., Any], **params: Any) -> dict[str, Any]:
+    """A list as plain JSON. The client's models would cost megabytes and seconds of CPU for a list of
+    CRDs with their schemas, once per ITS, and the checks only read a few fields."""
+    response = list_fn(_preload_content=False, **params)
+    try:
+        return cast(dict[str, Any], json.loads(response.data))
+    finally:
+        response.release_conn()
+
+
 def wait_until(
-    api: client.ApiClient,
     list_fn: Callable[..., Any],
     check: Check,
     deadline: Deadline,
@@ -54,8 +64,7 @@ def wait_until(
     selector = {"field_selector": field_selector} if field_selector else {}
     pending: str | None = what
     while True:
-        listed = call(lambda: list_fn(**selector), deadline, log, step, f"listing for {what}")
-        listed = api.sanitize_for_serialization(listed)
+        listed = call(lambda: list_objects(list_fn, **selector), deadline, log, step, f"listing for {what}")
         objects = {_name(obj): obj for obj in listed.get("items") or []}
         pending = check(objects)
         if pending is None:
@@ -66,7 +75,8 @@ def wait_until(
                 if deadline.expired():
                     raise DeadlineExceeded(f"timed out after {deadline.elapsed():.0f}s waiting for {what}: {pending}")
                 window = max(1, int(min(deadline.remaining(), PROGRESS_EVERY_S)))
-                stream = watch.Watch().stream(
+                # return_type "object": events stay plain JSON, for the same reason as list_objects.
+                stream = watch.Watch(return_type="object").stream(
                     list_fn,
                     resource_version=version,
                     timeout_seconds=window,
@@ -75,7 +85,7 @@ def wait_until(
                     **selector,
                 )
                 for event in stream:
-                    obj = api.sanitize_for_serialization(event["object"])
+                    obj = event["raw_object"]
                     version = (obj.get("metadata") or {}).get("resourceVersion") or version
                     if event["type"] == "DELETED":
                         objects.pop(_name(obj), None)

@@ -136,7 +136,7 @@ def wait_controlplane(
 ) -> dict[str, Any]:
     custom = client.CustomObjectsApi(hosting)
     list_fn = functools.partial(custom.list_cluster_custom_object, CP_GROUP, CP_VERSION, CP_PLURAL)
-    objects = wait_until(hosting, list_fn, functools.partial(controlplane_pending, its), deadline, log, STEP,
+    objects = wait_until(list_fn, functools.partial(controlplane_pending, its), deadline, log, STEP,
                          f"ControlPlane {its.name} Ready", field_selector=f"metadata.name={its.name}")
     return objects[its.name]
 
@@ -146,7 +146,7 @@ def read_kubeconfig(
 ) -> str:
     core = client.CoreV1Api(hosting)
     list_fn = functools.partial(core.list_namespaced_secret, ref.namespace)
-    objects = wait_until(hosting, list_fn, functools.partial(secret_pending, ref), deadline, log, STEP,
+    objects = wait_until(list_fn, functools.partial(secret_pending, ref), deadline, log, STEP,
                          f"key {ref.key} in Secret {ref.namespace}/{ref.secret}",
                          field_selector=f"metadata.name={ref.secret}")
     return base64.b64decode(objects[ref.secret]["data"][ref.key]).decode()
