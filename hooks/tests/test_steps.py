@@ -6,10 +6,11 @@ import io
 import json
 import os
 import stat
+from pathlib import Path
 
 import pytest
 import urllib3
-from ks_its_hooks import ocm_hub, registration, space
+from ks_its_hooks import cli, ocm_hub, registration, space
 from ks_its_hooks.deadline import Deadline
 from ks_its_hooks.errors import PermanentError, is_transient
 from ks_its_hooks.log import EventLog, format_event
@@ -148,3 +149,14 @@ def test_a_not_synced_controlplane_says_why() -> None:
         {"type": "Synced", "status": "False", "reason": "ReconcileError", "message": "dial tcp: refused"})
     assert space.controlplane_pending(ItsSpec("its1", "external", True, None), {"its1": pending_cp}) == (
         "ControlPlane not Ready (Creating); Synced=False (ReconcileError dial tcp: refused)")
+
+
+def test_missing_hosting_credentials_is_one_clear_line_and_exit_2(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "its.json"
+    config.write_text(json.dumps({"itses": [{"name": "its1", "type": "vcluster", "installClusteradm": True}],
+                                  "deadlineSeconds": 5, "ocm": {"imageRegistry": "", "bundleVersion": "v1"}}))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "absent"))
+    assert cli.main(["install", "--config", str(config)]) == 2
+    assert capsys.readouterr().err.startswith("ks-its-hook: no credentials for the hosting cluster: ")

@@ -18,13 +18,16 @@ from .spec import ConfigError, HookConfig, ItsSpec, parse_config, shard
 Step = Callable[[client.ApiClient, ItsSpec, HookConfig, EventLog], StepFailed | None]
 
 
-def hosting_client() -> client.ApiClient:
-    """In a pod, the pod's ServiceAccount; elsewhere, the usual kubeconfig."""
+def hosting_client(connections: int) -> client.ApiClient:
+    """In a pod, the pod's ServiceAccount; elsewhere, the usual kubeconfig. One client serves every
+    ITS of this pod, with a pooled connection for each: their watches run at the same time."""
+    configuration = client.Configuration()
     try:
-        config.load_incluster_config()
+        config.load_incluster_config(client_configuration=configuration)
     except config.ConfigException:
-        config.load_kube_config()
-    api = client.ApiClient()
+        config.load_kube_config(client_configuration=configuration)
+    configuration.connection_pool_maxsize = max(connections, configuration.connection_pool_maxsize)
+    api = client.ApiClient(configuration)
     api.user_agent = USER_AGENT
     return api
 
@@ -54,8 +57,14 @@ def main(argv: list[str] | None = None) -> int:
         settings = HookConfig(settings.itses, float(args.deadline), settings.image_registry, settings.bundle_version)
     step: Step = pipeline.install if args.command == "install" else pipeline.check
 
+    try:
+        hosting = hosting_client(connections=len(mine))
+    except config.ConfigException as err:
+        print(f"ks-its-hook: no credentials for the hosting cluster: {err}", file=sys.stderr)
+        return 2
+
     def one(its: ItsSpec) -> StepFailed | None:
-        return step(hosting_client(), its, settings, EventLog(its.name))
+        return step(hosting, its, settings, EventLog(its.name))
 
     # Every ITS of this shard at once: their waits overlap instead of adding up.
     with ThreadPoolExecutor(max_workers=max(1, len(mine))) as pool:
