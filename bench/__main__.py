@@ -114,10 +114,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, default=20, help="readiness trials (default 20)")
     parser.add_argument("--counts", default="1,5,20,50", help="ITS counts of the scale runs")
     parser.add_argument("--delay", type=float, default=20.0, help="space start-up delay D, seconds")
-    parser.add_argument("--render-counts", default="1,10,100,500")
+    parser.add_argument("--render-counts", default="1,10,100,500",
+                        help="ITS counts of the render runs, at least two different ones (a line is fitted)")
     parser.add_argument("--no-readme", action="store_true", help="do not update README.md")
     args = parser.parse_args(argv)
-    counts = [int(c) for c in args.counts.split(",")]
+    try:
+        counts = [int(c) for c in args.counts.split(",")]
+        render_counts = [int(c) for c in args.render_counts.split(",")]
+    except ValueError:
+        parser.error("--counts and --render-counts are comma-separated integers")
+    if len(set(render_counts)) < 2:
+        parser.error("--render-counts needs at least two different counts to fit a line")
     root = REPO / ".cache" / "sandbox-bench"
     started = time.monotonic()
     up(root)
@@ -126,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
             sandbox = Sandbox(root, api_client((root / "kubeconfig").read_text()), Path(helm_home))
             latency = readiness.run(sandbox, args.trials, log)
             scaling = scale.run(sandbox, counts, args.delay, cost_count=5 if 5 in counts else counts[0], log=log)
-            rendering = render.run(sandbox, [int(c) for c in args.render_counts.split(",")], log)
+            rendering = render.run(sandbox, render_counts, log)
     finally:
         down(root)
     results = {
