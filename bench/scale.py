@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ks_its_hooks import USER_AGENT
+from kubernetes import client
 
 from tests.conftest import CHART, HOOK, MUTATING, SERVER_SELF, Sandbox
 from tests.sandbox.kubelet import wait_with_usage
@@ -50,15 +51,18 @@ def pod_usage(sandbox: Sandbox, namespace: str, release: str) -> list[dict[str, 
 
 
 def one_process_rss_mb(sandbox: Sandbox, namespace: str, release: str) -> dict[str, float]:
-    """All ITSes of the release in one hook process (what one pod does with hook.maxParallelPods=1):
-    start-up to exit of `install` over spaces that are ready, peak RSS from wait4."""
+    """All ITSes of the release in one hook process (what one pod does with hook.maxParallelPods=1),
+    with the hook pod's environment: start-up to exit of `install` over spaces that are ready, peak
+    RSS from wait4."""
     config = sandbox.core.read_namespaced_config_map(f"{release}-its-config", namespace)
+    job = client.BatchV1Api(sandbox.api).read_namespaced_job(f"{release}-hook", namespace)
+    pod_env = {var.name: var.value for var in job.spec.template.spec.containers[0].env or [] if var.value is not None}
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / "its.json"
         path.write_text(config.data["its.json"])
         started = time.monotonic()
         proc = subprocess.Popen([str(HOOK), "install", "--config", str(path), "--shards", "1", "--index", "0"],
-                                env=sandbox.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                env=sandbox.env(**pod_env), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         usage = wait_with_usage(proc)
         if proc.returncode != 0:
             raise RuntimeError(f"the one-process hook run exited {proc.returncode}")

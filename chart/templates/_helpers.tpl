@@ -127,6 +127,10 @@ containers:
     env:
       - name: TMPDIR
         value: /tmp
+      # glibc gives threads their own malloc arenas and the hook runs a thread per ITS: two arenas
+      # take 50 ITSes in one process from 95 to 87 MB peak (make bench), at no measurable speed cost.
+      - name: MALLOC_ARENA_MAX
+        value: "2"
       {{- with .env }}
       {{- toYaml . | nindent 6 }}
       {{- end }}
