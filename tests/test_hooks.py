@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ from ks_its_hooks.log import EventLog
 from kubernetes import client
 
 from tests.conftest import HOOK_RUNNER_USER, Sandbox, mutating, run_hook, unique
+from tests.sandbox.kube import api_client
+from tests.sandbox.servers import ApiServer, Etcd
 
 HUB_CRDS = ("managedclusters.cluster.open-cluster-management.io", "manifestworks.work.open-cluster-management.io",
             "placements.cluster.open-cluster-management.io",
@@ -182,3 +185,45 @@ def test_waits_see_objects_by_list_and_by_watch_as_plain_json(
     assert after not in {item["metadata"]["name"] for item in lists[0]["items"]}
     assert type(found[before]) is dict and found[before]["data"] == {"seen": "by list"}
     assert type(found[after]) is dict and found[after]["data"] == {"seen": "by watch"}
+
+
+def test_a_watch_from_a_compacted_resource_version_lists_again(
+        sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """410 Gone, for real: etcd is compacted between the wait's list and its watch, on an API server
+    without a watch cache (so its watches read etcd). The wait must list again and find the object."""
+    etcd_url = json.loads((sandbox.root / "state.json").read_text())["etcd"]
+    etcd = Etcd(tmp_path, port=int(etcd_url.rsplit(":", 1)[1]))
+    server = ApiServer(unique("no-watch-cache"), tmp_path, etcd, watch_cache=False)
+    server.start()
+    try:
+        core = client.CoreV1Api(api_client(server.admin_kubeconfig()))
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="waits")))
+        wanted = unique("hk-gone")
+        lists: list[dict[str, Any]] = []
+        compacted: list[int] = []
+        real_list = readiness.list_objects
+
+        def compact_after_first_list(list_fn: Any, **params: Any) -> dict[str, Any]:
+            listed = real_list(list_fn, **params)
+            lists.append(listed)
+            if len(lists) == 1:
+                core.create_namespaced_config_map("waits", client.V1ConfigMap(metadata=client.V1ObjectMeta(name=wanted)))
+                # A second write: compaction keeps its own revision, so the create's must fall below it.
+                core.patch_namespaced_config_map(wanted, "waits", {"data": {"written": "twice"}})
+                compacted.append(etcd.compact())
+            return listed
+
+        monkeypatch.setattr(readiness, "list_objects", compact_after_first_list)
+        events = io.StringIO()
+        found = readiness.wait_until(
+            functools.partial(core.list_namespaced_config_map, "waits"),
+            lambda objects: None if wanted in objects else "not created yet", Deadline(30),
+            EventLog("test", events), "test", "the ConfigMap")
+    finally:
+        server.stop()
+    log = events.getvalue()
+    # The watch starts after the listed revision; etcd refuses it only if that is below the compaction.
+    assert int(lists[0]["metadata"]["resourceVersion"]) + 1 < compacted[0], log
+    assert len(lists) == 2, log
+    assert wanted in found
+    assert "watch restarted" in log and "API error 410" in log, log
