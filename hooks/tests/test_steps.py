@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import urllib3
-from ks_its_hooks import cli, ocm_hub, registration, space
+from ks_its_hooks import cli, ocm_hub, pipeline, registration, space
 from ks_its_hooks.deadline import Deadline
 from ks_its_hooks.errors import PermanentError, is_transient
 from ks_its_hooks.log import EventLog, format_event
@@ -160,3 +160,14 @@ def test_missing_hosting_credentials_is_one_clear_line_and_exit_2(
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "absent"))
     assert cli.main(["install", "--config", str(config)]) == 2
     assert capsys.readouterr().err.startswith("ks-its-hook: no credentials for the hosting cluster: ")
+
+
+def test_a_failing_step_becomes_one_line_naming_the_its_and_the_step() -> None:
+    out = io.StringIO()
+    with pipeline._Steps(VCLUSTER, EventLog("its1", out)) as steps:
+        steps.step = ocm_hub.STEP
+        raise PermanentError("the space has no ClusterManager")
+    assert str(steps.failure) == f"ITS its1: step {ocm_hub.STEP} failed: the space has no ClusterManager"
+    assert f"step={ocm_hub.STEP}" in out.getvalue() and "error=PermanentError" in out.getvalue()
+    with pytest.raises(KeyboardInterrupt), pipeline._Steps(VCLUSTER, EventLog("its1", io.StringIO())):
+        raise KeyboardInterrupt  # an interrupt is not a step's failure: it must not be swallowed
