@@ -21,10 +21,11 @@ from ks_its_hooks.deadline import Deadline
 from ks_its_hooks.log import EventLog
 from ks_its_hooks.readiness import condition_status
 from ks_its_hooks.space import wait_controlplane
-from ks_its_hooks.spec import ItsSpec
+from ks_its_hooks.spec import HookConfig, ItsSpec, OcmSettings
+from ks_its_hooks.step import Context
 
 from bench.stats import percentiles
-from tests.conftest import Sandbox
+from tests.harness import Sandbox
 from tests.sandbox.servers import BIN
 
 POLL_INTERVAL_S = 5.0
@@ -50,7 +51,9 @@ def trial(sandbox: Sandbox, name: str, delay: float) -> dict[str, float]:
 
     def ours() -> None:
         its = ItsSpec(name=name, type="host", install_clusteradm=True, bootstrap_secret=None)
-        wait_controlplane(sandbox.api, its, Deadline(WAIT_TIMEOUT_S), EventLog(name, io.StringIO()))
+        config = HookConfig(itses=(its,), deadline_seconds=WAIT_TIMEOUT_S, ocm=OcmSettings("", "default"))
+        wait_controlplane(Context(hosting=sandbox.api, its=its, config=config, deadline=Deadline(WAIT_TIMEOUT_S),
+                                  log=EventLog(name, io.StringIO()), step="space"))
         noticed["ours"] = time.time()
 
     def kubectl_wait() -> None:

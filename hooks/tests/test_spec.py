@@ -4,7 +4,7 @@ import json
 import re
 
 import pytest
-from ks_its_hooks.spec import ConfigError, ItsSpec, SecretRef, parse_config, shard
+from ks_its_hooks.spec import ConfigError, ItsSpec, OcmSettings, SecretRef, parse_config, shard
 
 
 def config(**overrides: object) -> str:
@@ -28,7 +28,7 @@ def test_parses_what_the_chart_renders() -> None:
         ItsSpec("its1", "vcluster", True, None),
         ItsSpec("its3", "external", False, SecretRef("b", "ns", "k")),
     )
-    assert parsed.itses[0].system_namespace == "its1-system"
+    assert parsed.ocm == OcmSettings(image_registry="", bundle_version="default")
 
 
 @pytest.mark.parametrize(("itses", "message"), [
@@ -43,6 +43,13 @@ def test_parses_what_the_chart_renders() -> None:
 def test_rejects_what_the_chart_never_renders(itses: list[dict[str, object]], message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         parse_config(config(itses=itses))
+
+
+def test_ocm_settings_are_checked_where_they_are_nested() -> None:
+    with pytest.raises(ConfigError, match=re.escape("its.json.ocm.imageRegistry must be a str, got int")):
+        parse_config(config(ocm={"imageRegistry": 5, "bundleVersion": "default"}))
+    with pytest.raises(ConfigError, match=re.escape("its.json.ocm.bundleVersion is missing")):
+        parse_config(config(ocm={"imageRegistry": ""}))
 
 
 def test_rejects_a_non_positive_deadline_and_bad_json() -> None:

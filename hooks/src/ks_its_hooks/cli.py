@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from kubernetes import client, config
 
 from . import USER_AGENT, pipeline
-from .errors import StepFailed
+from .errors import Failure
 from .log import EventLog
-from .spec import ConfigError, HookConfig, ItsSpec, parse_config, shard
+from .spec import ConfigError, ItsSpec, parse_config, shard
 
-Step = Callable[[client.ApiClient, ItsSpec, HookConfig, EventLog], StepFailed | None]
+# Exit codes. The hook Job's podFailurePolicy ends the Job at once on the permanent ones, instead
+# of retrying the pod for nothing.
+EXIT_OK = 0
+EXIT_RETRY = 1  # at least one ITS failed in a way another run may get past (deadline, transient)
+EXIT_USAGE = 2  # the configuration or the hosting cluster's credentials are unusable
+EXIT_PERMANENT = 3  # every failed ITS failed permanently: another run would fail the same way
 
 
 def hosting_client(connections: int) -> client.ApiClient:
@@ -44,6 +49,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def exit_code(failures: list[Failure]) -> int:
+    if not failures:
+        return EXIT_OK
+    return EXIT_PERMANENT if all(f.permanent for f in failures) else EXIT_RETRY
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
@@ -52,26 +63,25 @@ def main(argv: list[str] | None = None) -> int:
         mine = shard(settings.itses, args.index, args.shards)
     except (OSError, ConfigError) as err:
         print(f"ks-its-hook: invalid configuration {args.config}: {err}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     if args.deadline:
-        settings = HookConfig(settings.itses, float(args.deadline), settings.image_registry, settings.bundle_version)
-    step: Step = pipeline.install if args.command == "install" else pipeline.check
+        settings = dataclasses.replace(settings, deadline_seconds=float(args.deadline))
 
     try:
         hosting = hosting_client(connections=len(mine))
     except config.ConfigException as err:
         print(f"ks-its-hook: no credentials for the hosting cluster: {err}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
 
-    def one(its: ItsSpec) -> StepFailed | None:
-        return step(hosting, its, settings, EventLog(its.name))
+    def one(its: ItsSpec) -> Failure | None:
+        return pipeline.run(args.command, hosting, its, settings, EventLog(its.name))
 
     # Every ITS of this shard at once: their waits overlap instead of adding up.
     with ThreadPoolExecutor(max_workers=max(1, len(mine))) as pool:
-        failures = [failure for failure in pool.map(one, mine) if failure is not None]
-    for failure in failures:
-        print(failure, file=sys.stderr)
-    return 1 if failures else 0
+        failures = [failed for failed in pool.map(one, mine) if failed is not None]
+    for failed in failures:
+        print(failed.line, file=sys.stderr)
+    return exit_code(failures)
 
 
 if __name__ == "__main__":

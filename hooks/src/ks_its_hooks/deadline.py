@@ -1,4 +1,4 @@
-"""One overall deadline per ITS, and the tenacity policy every API call shares."""
+"""One deadline per ITS, and the one retry policy every call of every step goes through."""
 
 from __future__ import annotations
 
@@ -8,15 +8,20 @@ from typing import TypeVar
 
 import tenacity
 
-from .errors import describe, is_transient
+from .errors import cause, is_transient
 from .log import EventLog
 
 T = TypeVar("T")
+
+# Backoff between tries: 0.1 s doubling to at most 5 s, with jitter so that many ITSes do not
+# retry against one API server in lockstep.
+BACKOFF = tenacity.wait_exponential_jitter(multiplier=0.1, max=5.0, jitter=0.5)
 
 
 class Deadline:
     def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
+        self.seconds = seconds
         self.started = clock()
         self.at = self.started + seconds
 
@@ -30,21 +35,22 @@ class Deadline:
         return self.remaining() <= 0
 
 
-class DeadlineExceeded(Exception):
-    pass
-
-
-def call(fn: Callable[[], T], deadline: Deadline, log: EventLog, step: str, what: str) -> T:
-    """Run fn, retrying transient API failures with jittered backoff until the deadline."""
+def call(fn: Callable[[], T], deadline: Deadline, log: EventLog, step: str, what: str,
+         attempts: int | None = None) -> T:
+    """Run fn; retry what errors.is_transient calls transient, until the deadline (or `attempts` tries).
+    The last error is raised as it is, for errors.failure to classify."""
 
     def before_sleep(state: tenacity.RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
-        log.warn(step, f"retrying {what}", attempt=state.attempt_number, cause=describe(exc) if exc else "")
+        log.warn(step, f"retrying {what}", attempt=state.attempt_number, cause=cause(exc) if exc else "")
 
+    stop: tenacity.stop.stop_base = tenacity.stop_before_delay(max(deadline.remaining(), 0.01))
+    if attempts is not None:
+        stop = stop | tenacity.stop_after_attempt(attempts)
     retrying = tenacity.Retrying(
         retry=tenacity.retry_if_exception(is_transient),
-        wait=tenacity.wait_exponential_jitter(multiplier=0.1, max=5.0, jitter=0.5),
-        stop=tenacity.stop_before_delay(max(deadline.remaining(), 0.01)),
+        wait=BACKOFF,
+        stop=stop,
         before_sleep=before_sleep,
         reraise=True,
     )

@@ -1,4 +1,13 @@
-"""Errors that end a step, and the split between transient and permanent API failures."""
+"""The error taxonomy: what is retried, what is not, what a deadline is, and the line users see.
+
+- transient: retried with backoff until the step's deadline: API 5xx, 429 and 409 Conflict,
+  connection errors, and `TransientError` (a failed `clusteradm` run);
+- permanent: retrying cannot help (wrong input, missing permission, wrong object): the step fails
+  at once; `PermanentError`, any other API status, a certificate the client rejects;
+- `DeadlineExceeded`: the step's goal was not reached in time; it says what was still missing.
+
+Every failure of a step becomes one `Failure`: `ITS <name>: step <step> failed: <cause>`.
+"""
 
 from __future__ import annotations
 
@@ -6,27 +15,40 @@ import http.client
 import json
 import socket
 import ssl
+from dataclasses import dataclass
 
 import urllib3.exceptions
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-# 409: a conflicting writer (KubeFlex, the transport controller) got there first; try again.
+# 409 Conflict: a concurrent writer (KubeFlex, the transport controller) got there first; try again.
 TRANSIENT_STATUS = frozenset({409, 425, 429, 500, 502, 503, 504})
+
+
+class TransientError(Exception):
+    """Worth another try: the cause may go away by itself (a failed command run, for one)."""
 
 
 class PermanentError(Exception):
     """Retrying cannot help: wrong input, missing permission, wrong object."""
 
 
-class StepFailed(Exception):
-    """A step of one ITS could not reach its goal. str() is the one line users see."""
+class DeadlineExceeded(Exception):
+    """The step's goal was not reached before the ITS's deadline; str() says what was missing."""
 
-    def __init__(self, its: str, step: str, cause: str) -> None:
-        super().__init__(f"ITS {its}: step {step} failed: {cause}")
-        self.its = its
-        self.step = step
-        self.cause = cause
+
+@dataclass(frozen=True)
+class Failure:
+    """How one ITS failed. `line` is the one line users see, everywhere it is shown."""
+
+    its: str
+    step: str
+    cause: str
+    permanent: bool
+
+    @property
+    def line(self) -> str:
+        return f"ITS {self.its}: step {self.step} failed: {self.cause}"
 
 
 def api_reason(exc: ApiException) -> str:
@@ -39,8 +61,8 @@ def api_reason(exc: ApiException) -> str:
 
 
 def is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, PermanentError | ConfigException):
-        return False
+    if isinstance(exc, TransientError):
+        return True
     if isinstance(exc, ApiException):
         if exc.status == 409 and api_reason(exc) == "AlreadyExists":
             return False  # the object is there: retrying a create cannot help
@@ -54,12 +76,23 @@ def is_transient(exc: BaseException) -> bool:
     )
 
 
-def describe(exc: BaseException) -> str:
-    """A short cause for the failure line; never includes request or response bodies."""
+def is_permanent(exc: BaseException) -> bool:
+    """A failure that another run of the hook would meet again: not transient, and no deadline ran out."""
+    return not (is_transient(exc) or isinstance(exc, DeadlineExceeded))
+
+
+def cause(exc: BaseException) -> str:
+    """The cause for the failure line. Our own errors say it themselves; anything else is named
+    by its kind and first line, never with request or response bodies (they may hold credentials)."""
     if isinstance(exc, ApiException):
-        reason = (exc.reason or "").strip()
-        return f"API error {exc.status} {reason}".strip()
+        return f"API error {exc.status} {(exc.reason or '').strip()}".strip()
+    if isinstance(exc, TransientError | PermanentError | DeadlineExceeded | ConfigException):
+        return str(exc)
     if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
         return f"cannot connect: {type(exc.reason).__name__}"
     text = str(exc).splitlines()[0] if str(exc) else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def failure(its: str, step: str, exc: BaseException) -> Failure:
+    return Failure(its=its, step=step, cause=cause(exc), permanent=is_permanent(exc))

@@ -1,4 +1,5 @@
-"""Step 2: the OCM hub. Run `clusteradm init` unless the hub exists, then wait until it is usable."""
+"""Step `ocm-hub`: the OCM Cluster Manager. Run `clusteradm init` unless the hub exists, then wait
+until it is usable."""
 
 from __future__ import annotations
 
@@ -11,18 +12,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import tenacity
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from .deadline import Deadline, call
-from .errors import PermanentError
-from .log import EventLog
-from .readiness import condition_reason, condition_status, wait_until
-from .space import Space
-from .spec import HookConfig
+from .errors import DeadlineExceeded, PermanentError, TransientError
+from .readiness import condition_reason, condition_status
+from .spec import OcmSettings
+from .step import Context, Step
 
-STEP = "ocm-hub"
 CM_GROUP = "operator.open-cluster-management.io"
 CM_VERSION = "v1"
 CM_PLURAL = "clustermanagers"
@@ -53,10 +50,10 @@ def redact(text: str) -> str:
     return text
 
 
-def init_command(config: HookConfig, kubeconfig_path: str) -> list[str]:
-    command = ["clusteradm", "init", "--kubeconfig", kubeconfig_path, "--bundle-version", config.bundle_version]
-    if config.image_registry:
-        command += ["--image-registry", config.image_registry]
+def init_command(ocm: OcmSettings, kubeconfig_path: str) -> list[str]:
+    command = ["clusteradm", "init", "--kubeconfig", kubeconfig_path, "--bundle-version", ocm.bundle_version]
+    if ocm.image_registry:
+        command += ["--image-registry", ocm.image_registry]
     return command
 
 
@@ -74,11 +71,11 @@ def clustermanager_pending(objects: dict[str, dict[str, Any]]) -> str | None:
     return f"ClusterManager not Applied ({condition_reason(cm, 'Applied') or 'no Applied condition yet'})"
 
 
-def hub_exists(space: Space, deadline: Deadline, log: EventLog) -> bool:
-    custom = client.CustomObjectsApi(space.api)
+def hub_exists(ctx: Context) -> bool:
+    custom = client.CustomObjectsApi(ctx.space.api)
     try:
-        call(lambda: custom.get_cluster_custom_object(CM_GROUP, CM_VERSION, CM_PLURAL, CM_NAME),
-             deadline, log, STEP, "reading the ClusterManager")
+        ctx.call(lambda: custom.get_cluster_custom_object(CM_GROUP, CM_VERSION, CM_PLURAL, CM_NAME),
+                 "reading the ClusterManager")
     except ApiException as err:
         if err.status == 404:  # no ClusterManager, or not even its CRD
             return False
@@ -102,56 +99,65 @@ def private_kubeconfig(text: str) -> Iterator[str]:
         os.rmdir(directory)
 
 
-def run_init(space: Space, config: HookConfig, deadline: Deadline, log: EventLog) -> None:
+def run_init(ctx: Context) -> None:
+    ocm = ctx.config.ocm
+
     def attempt() -> None:
-        with private_kubeconfig(space.kubeconfig) as path:
-            command = init_command(config, path)
-            log.info(STEP, "running clusteradm init", bundle_version=config.bundle_version,
-                     image_registry=config.image_registry or "clusteradm default")
+        with private_kubeconfig(ctx.space.kubeconfig) as path:
+            ctx.info("running clusteradm init", bundle_version=ocm.bundle_version,
+                     image_registry=ocm.image_registry or "clusteradm default")
             try:
-                result = subprocess.run(command, capture_output=True, text=True, check=False,
-                                        timeout=max(1.0, deadline.remaining()))
+                result = subprocess.run(init_command(ocm, path), capture_output=True, text=True, check=False,
+                                        timeout=max(1.0, ctx.deadline.remaining()))
             except FileNotFoundError as err:
                 raise PermanentError("clusteradm is not installed in the hook image") from err
             except subprocess.TimeoutExpired as err:
-                raise PermanentError("clusteradm init did not finish before the deadline") from err
+                raise DeadlineExceeded(
+                    f"timed out after {ctx.deadline.elapsed():.0f}s: clusteradm init did not finish") from err
         if result.returncode != 0:
             tail = redact((result.stderr or result.stdout).strip())[-400:]
-            raise RuntimeError(f"clusteradm init exited {result.returncode}: {tail}")
+            raise TransientError(f"clusteradm init exited {result.returncode}: {tail}")
 
-    def before_sleep(state: tenacity.RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome else None
-        log.warn(STEP, "clusteradm init failed; retrying", attempt=state.attempt_number, cause=str(exc))
-
-    tenacity.Retrying(
-        retry=tenacity.retry_if_exception_type(RuntimeError),
-        wait=tenacity.wait_exponential_jitter(multiplier=1.0, max=10.0),
-        stop=tenacity.stop_after_attempt(CLUSTERADM_ATTEMPTS) | tenacity.stop_before_delay(deadline.remaining()),
-        before_sleep=before_sleep,
-        reraise=True,
-    )(attempt)
+    ctx.call(attempt, "clusteradm init", attempts=CLUSTERADM_ATTEMPTS)
 
 
-def wait_ready(space: Space, deadline: Deadline, log: EventLog) -> None:
-    custom = client.CustomObjectsApi(space.api)
+def wait_ready(ctx: Context) -> None:
+    custom = client.CustomObjectsApi(ctx.space.api)
     list_cm = functools.partial(custom.list_cluster_custom_object, CM_GROUP, CM_VERSION, CM_PLURAL)
-    wait_until(list_cm, clustermanager_pending, deadline, log, STEP, "ClusterManager Applied",
-               field_selector=f"metadata.name={CM_NAME}")
-    extensions = client.ApiextensionsV1Api(space.api)
-    wait_until(extensions.list_custom_resource_definition, crds_pending, deadline, log, STEP,
-               "hub CRDs Established")
+    ctx.wait_until(list_cm, clustermanager_pending, "ClusterManager Applied", field_selector=f"metadata.name={CM_NAME}")
+    extensions = client.ApiextensionsV1Api(ctx.space.api)
+    ctx.wait_until(extensions.list_custom_resource_definition, crds_pending, "hub CRDs Established")
+    ctx.info("OCM hub ready", waited_s=round(ctx.deadline.elapsed(), 2))
 
 
-def ensure(space: Space, config: HookConfig, deadline: Deadline, log: EventLog) -> None:
-    exists = hub_exists(space, deadline, log)
-    if not exists and not space.its.install_clusteradm:
-        raise PermanentError(
-            f"install_clusteradm is false but the space has no ClusterManager {CM_NAME}: "
-            "install OCM there first or set install_clusteradm to true"
-        )
-    if exists:
-        log.info(STEP, "ClusterManager exists; not running clusteradm init")
+def no_hub(ctx: Context) -> PermanentError:
+    if ctx.its.install_clusteradm:
+        return PermanentError(f"the space has no ClusterManager {CM_NAME}")
+    return PermanentError(f"install_clusteradm is false but the space has no ClusterManager {CM_NAME}: "
+                          "install OCM there first or set install_clusteradm to true")
+
+
+def ensure(ctx: Context) -> None:
+    if hub_exists(ctx):
+        ctx.info("ClusterManager exists; not running clusteradm init")
+    elif ctx.its.install_clusteradm:
+        run_init(ctx)
     else:
-        run_init(space, config, deadline, log)
-    wait_ready(space, deadline, log)
-    log.info(STEP, "OCM hub ready", waited_s=round(deadline.elapsed(), 2))
+        raise no_hub(ctx)
+    wait_ready(ctx)
+
+
+def verify(ctx: Context) -> None:
+    if not hub_exists(ctx):
+        raise no_hub(ctx)
+    wait_ready(ctx)
+
+
+STEP = Step(
+    name="ocm-hub",
+    ensures="the OCM Cluster Manager runs in the space (clusteradm init, unless a hub exists or "
+            "install_clusteradm is false)",
+    verified_by=f"ClusterManager {CM_NAME} Applied and every hub CRD Established",
+    ensure=ensure,
+    verify=verify,
+)

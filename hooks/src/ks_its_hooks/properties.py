@@ -1,4 +1,4 @@
-"""Step 3: the `customization-properties` namespace, one ConfigMap per WEC lives there.
+"""Step `customization-properties`: the namespace that holds one ConfigMap of extra properties per WEC.
 
 The KubeStellar transport controller creates it too, so "already exists" is success and an
 existing namespace is never modified.
@@ -10,34 +10,50 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from . import FIELD_MANAGER
-from .deadline import Deadline, call
-from .log import EventLog
+from .errors import PermanentError
 from .manifests import render
-from .space import Space
+from .step import Context, Step
 
-STEP = "customization-properties"
 NAMESPACE = "customization-properties"
 
 
-def ensure(space: Space, deadline: Deadline, log: EventLog) -> bool:
-    """Create the namespace if it is absent. Returns whether it was created."""
-    core = client.CoreV1Api(space.api)
+def exists(ctx: Context) -> bool:
+    core = client.CoreV1Api(ctx.space.api)
     try:
-        call(lambda: core.read_namespace(NAMESPACE), deadline, log, STEP, "reading the namespace")
-        log.info(STEP, "namespace exists", namespace=NAMESPACE)
-        return False
+        ctx.call(lambda: core.read_namespace(NAMESPACE), "reading the namespace")
     except ApiException as err:
-        if err.status != 404:
-            raise
+        if err.status == 404:
+            return False
+        raise
+    return True
+
+
+def ensure(ctx: Context) -> None:
+    if exists(ctx):
+        ctx.info("namespace exists", namespace=NAMESPACE)
+        return
+    core = client.CoreV1Api(ctx.space.api)
     manifest = render("customization-properties.yaml.j2", name=NAMESPACE, manager=FIELD_MANAGER)
     body = client.V1Namespace(metadata=client.V1ObjectMeta(**manifest["metadata"]))
     try:
-        call(lambda: core.create_namespace(body, field_manager=FIELD_MANAGER), deadline, log, STEP,
-             "creating the namespace")
+        ctx.call(lambda: core.create_namespace(body, field_manager=FIELD_MANAGER), "creating the namespace")
     except ApiException as err:
         if err.status != 409:
             raise
-        log.info(STEP, "namespace was created meanwhile by another writer", namespace=NAMESPACE)
-        return False
-    log.info(STEP, "namespace created", namespace=NAMESPACE)
-    return True
+        ctx.info("namespace was created meanwhile by another writer", namespace=NAMESPACE)
+        return
+    ctx.info("namespace created", namespace=NAMESPACE)
+
+
+def verify(ctx: Context) -> None:
+    if not exists(ctx):
+        raise PermanentError(f"the space has no namespace {NAMESPACE}")
+
+
+STEP = Step(
+    name="customization-properties",
+    ensures=f"namespace {NAMESPACE} exists in the space (created if absent, never modified)",
+    verified_by=f"namespace {NAMESPACE} exists",
+    ensure=ensure,
+    verify=verify,
+)

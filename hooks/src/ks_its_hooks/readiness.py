@@ -9,8 +9,8 @@ from typing import Any, cast
 from kubernetes import watch
 from kubernetes.client.exceptions import ApiException
 
-from .deadline import Deadline, DeadlineExceeded, call
-from .errors import describe, is_transient
+from .deadline import Deadline, call
+from .errors import DeadlineExceeded, cause, is_transient
 from .log import EventLog
 
 # What a check returns: None when the wait is over, else a short text of what is still missing.
@@ -99,12 +99,12 @@ def wait_until(
             if err.status != 410 and not is_transient(err):
                 raise
             # 410: our resourceVersion is too old; anything else transient: list again.
-            log.info(step, f"watch restarted while waiting for {what}", cause=describe(err))
+            log.info(step, f"watch restarted while waiting for {what}", cause=cause(err))
         except Exception as err:
             if not is_transient(err):
                 raise
-            log.warn(step, f"watch interrupted while waiting for {what}", cause=describe(err))
+            log.warn(step, f"watch interrupted while waiting for {what}", cause=cause(err))
             if deadline.expired():
                 raise DeadlineExceeded(
-                    f"timed out after {deadline.elapsed():.0f}s waiting for {what}: {describe(err)}"
+                    f"timed out after {deadline.elapsed():.0f}s waiting for {what}: {cause(err)}"
                 ) from err

@@ -1,4 +1,4 @@
-"""Step 4: register the ControlPlane as an ITS, and record each run's outcome on it.
+"""Step `registration`: label the ControlPlane as an ITS, and record each run's outcome on it.
 
 The `kflex.kubestellar.io/cptype=its` label is how consumers find ITSes, so it is set last,
 once the space is fully ready, and never removed by a later failed run.
@@ -6,25 +6,24 @@ once the space is fully ready, and never removed by a later failed run.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any, cast
 
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
 from . import FIELD_MANAGER
-from .deadline import Deadline, call
-from .log import EventLog
+from .deadline import Deadline
+from .errors import Failure, PermanentError, cause
+from .kubeflex import CP_GROUP, CP_PLURAL, CP_VERSION, ITS_LABEL, ITS_LABEL_VALUE
 from .manifests import render
-from .space import CP_GROUP, CP_PLURAL, CP_VERSION
-from .spec import ItsSpec
+from .step import Context, Step
 
-STEP = "registration"
-ITS_LABEL = "kflex.kubestellar.io/cptype"
-ITS_LABEL_VALUE = "its"
 STATUS_ANNOTATION = "its.kubestellar.io/status"
 STATUS_TIME_ANNOTATION = "its.kubestellar.io/status-time"
 READY = "Ready"
+# Recording a failure gets a deadline of its own: the run's may be spent already.
+RECORD_FAILURE_SECONDS = 15
 
 
 def desired_metadata(
@@ -45,34 +44,56 @@ def desired_metadata(
     return want_labels, {STATUS_ANNOTATION: outcome, STATUS_TIME_ANNOTATION: stamp}
 
 
-def record(hosting: client.ApiClient, its: ItsSpec, outcome: str, deadline: Deadline, log: EventLog) -> bool:
+def read_controlplane(ctx: Context) -> dict[str, Any]:
+    custom = client.CustomObjectsApi(ctx.hosting)
+    return cast(dict[str, Any], ctx.call(
+        lambda: custom.get_cluster_custom_object(CP_GROUP, CP_VERSION, CP_PLURAL, ctx.its.name),
+        "reading the ControlPlane"))
+
+
+def record(ctx: Context, outcome: str) -> bool:
     """Apply the outcome to the ControlPlane. Returns whether anything was written."""
-    custom = client.CustomObjectsApi(hosting)
-    controlplane = cast(dict[str, Any], call(
-        lambda: custom.get_cluster_custom_object(CP_GROUP, CP_VERSION, CP_PLURAL, its.name),
-        deadline, log, STEP, "reading the ControlPlane"))
-    wanted = desired_metadata(controlplane, outcome, time.time())
+    wanted = desired_metadata(read_controlplane(ctx), outcome, time.time())
     if wanted is None:
-        log.info(STEP, "ControlPlane already records this outcome", outcome=outcome)
+        ctx.info("ControlPlane already records this outcome", outcome=outcome)
         return False
     labels, annotations = wanted
-    body = render("registration.yaml.j2", name=its.name, labels=labels, annotations=annotations)
-    call(
+    body = render("registration.yaml.j2", name=ctx.its.name, labels=labels, annotations=annotations)
+    custom = client.CustomObjectsApi(ctx.hosting)
+    ctx.call(
         lambda: custom.patch_cluster_custom_object(
-            CP_GROUP, CP_VERSION, CP_PLURAL, its.name, body,
+            CP_GROUP, CP_VERSION, CP_PLURAL, ctx.its.name, body,
             field_manager=FIELD_MANAGER, force=True, _content_type="application/apply-patch+yaml",
         ),
-        deadline, log, STEP, "applying the registration",
+        "applying the registration",
     )
-    log.info(STEP, "ControlPlane updated", outcome=outcome, its_label=bool(labels))
+    ctx.info("ControlPlane updated", outcome=outcome, its_label=bool(labels))
     return True
 
 
-def record_failure(hosting: client.ApiClient, its: ItsSpec, summary: str, log: EventLog) -> None:
-    """Best effort, with a short deadline of its own: the run has failed already."""
+def record_failure(ctx: Context, failed: Failure) -> None:
+    """Best effort: the run has failed already, and this must not hide why."""
+    own = dataclasses.replace(ctx, deadline=Deadline(RECORD_FAILURE_SECONDS), step=STEP.name)
     try:
-        record(hosting, its, f"Failed: {summary}"[:250], Deadline(15), log)
-    except ApiException as err:
-        log.warn(STEP, "could not record the failure on the ControlPlane", status=err.status)
+        record(own, f"Failed: {failed.step}: {failed.cause}"[:250])
     except Exception as err:
-        log.warn(STEP, "could not record the failure on the ControlPlane", cause=type(err).__name__)
+        own.warn("could not record the failure on the ControlPlane", cause=cause(err))
+
+
+def ensure(ctx: Context) -> None:
+    record(ctx, READY)
+
+
+def verify(ctx: Context) -> None:
+    labels = (read_controlplane(ctx).get("metadata") or {}).get("labels") or {}
+    if labels.get(ITS_LABEL) != ITS_LABEL_VALUE:
+        raise PermanentError(f"ControlPlane has no label {ITS_LABEL}={ITS_LABEL_VALUE}")
+
+
+STEP = Step(
+    name="registration",
+    ensures=f"the ControlPlane carries {ITS_LABEL}={ITS_LABEL_VALUE} and {STATUS_ANNOTATION}={READY}",
+    verified_by=f"the ControlPlane carries {ITS_LABEL}={ITS_LABEL_VALUE}",
+    ensure=ensure,
+    verify=verify,
+)

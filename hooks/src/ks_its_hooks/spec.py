@@ -28,18 +28,22 @@ class ItsSpec:
     install_clusteradm: bool
     bootstrap_secret: SecretRef | None
 
-    @property
-    def system_namespace(self) -> str:
-        """The namespace KubeFlex creates for the space in the hosting cluster."""
-        return f"{self.name}-system"
+
+@dataclass(frozen=True)
+class OcmSettings:
+    """its.json `ocm`: what `clusteradm init` is given."""
+
+    image_registry: str
+    bundle_version: str
 
 
 @dataclass(frozen=True)
 class HookConfig:
+    """its.json, field for field."""
+
     itses: tuple[ItsSpec, ...]
     deadline_seconds: float
-    image_registry: str
-    bundle_version: str
+    ocm: OcmSettings
 
 
 def _field(obj: dict[str, Any], key: str, kind: type, where: str) -> Any:
@@ -99,8 +103,10 @@ def parse_config(text: str) -> HookConfig:
     return HookConfig(
         itses=itses,
         deadline_seconds=float(deadline),
-        image_registry=_field(ocm, "imageRegistry", str, "ocm"),
-        bundle_version=_field(ocm, "bundleVersion", str, "ocm"),
+        ocm=OcmSettings(
+            image_registry=_field(ocm, "imageRegistry", str, "its.json.ocm"),
+            bundle_version=_field(ocm, "bundleVersion", str, "its.json.ocm"),
+        ),
     )
 
 

@@ -1,0 +1,64 @@
+"""The command line: configuration errors, exit codes, the deadline override, one line per failure."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ks_its_hooks import cli, pipeline
+from ks_its_hooks.errors import Failure
+
+
+def write_config(tmp_path: Path, itses: list[str]) -> Path:
+    config = tmp_path / "its.json"
+    config.write_text(json.dumps({
+        "itses": [{"name": name, "type": "vcluster", "installClusteradm": True, "bootstrapSecret": None}
+                  for name in itses],
+        "deadlineSeconds": 600, "ocm": {"imageRegistry": "", "bundleVersion": "default"}}))
+    return config
+
+
+def test_missing_hosting_credentials_is_one_clear_line_and_exit_2(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    config = write_config(tmp_path, ["its1"])
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "absent"))
+    assert cli.main(["install", "--config", str(config)]) == cli.EXIT_USAGE == 2
+    assert capsys.readouterr().err.startswith("ks-its-hook: no credentials for the hosting cluster: ")
+
+
+def test_an_unreadable_configuration_is_exit_2_naming_the_file(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "its.json"
+    bad.write_text("{")
+    assert cli.main(["install", "--config", str(bad)]) == 2
+    assert capsys.readouterr().err.startswith(f"ks-its-hook: invalid configuration {bad}: its.json is not JSON")
+
+
+@pytest.mark.parametrize(("failures", "code"), [
+    ([], 0),
+    ([Failure("a", "space", "x", permanent=True)], 3),
+    ([Failure("a", "space", "x", permanent=True), Failure("b", "space", "y", permanent=True)], 3),
+    ([Failure("a", "space", "x", permanent=True), Failure("b", "ocm-hub", "timed out", permanent=False)], 1),
+])
+def test_exit_code_is_permanent_only_when_every_failure_is(failures: list[Failure], code: int) -> None:
+    assert cli.exit_code(failures) == code
+
+
+def test_each_pod_runs_its_shard_with_the_overridden_deadline_and_prints_one_line_per_failure(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    config = write_config(tmp_path, ["a", "b", "c", "d"])
+    runs: list[tuple[str, str, float]] = []
+
+    def fake_run(mode: str, hosting: Any, its: Any, settings: Any, log: Any) -> Failure | None:
+        runs.append((mode, its.name, settings.deadline_seconds))
+        return Failure(its.name, "ocm-hub", "broken", permanent=True) if its.name == "c" else None
+
+    monkeypatch.setattr(pipeline, "run", fake_run)
+    monkeypatch.setattr(cli, "hosting_client", lambda connections: None)
+    code = cli.main(["check", "--config", str(config), "--index", "0", "--shards", "2", "--deadline", "42"])
+    assert sorted(runs) == [("check", "a", 42.0), ("check", "c", 42.0)]
+    assert code == 3
+    assert capsys.readouterr().err == "ITS c: step ocm-hub failed: broken\n"

@@ -1,0 +1,68 @@
+"""The pipeline: one loop over the declared steps, for install (ensure) and check (verify)."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pytest
+from ks_its_hooks import ocm_hub, pipeline, properties, registration, space
+from ks_its_hooks.errors import Failure, PermanentError
+from ks_its_hooks.log import EventLog
+from ks_its_hooks.spec import HookConfig, ItsSpec, OcmSettings
+from ks_its_hooks.step import Context, Step
+
+ITS = ItsSpec("its1", "vcluster", True, None)
+CONFIG = HookConfig(itses=(ITS,), deadline_seconds=30, ocm=OcmSettings("", "default"))
+
+
+def test_the_steps_are_declared_once_in_order_with_unique_names() -> None:
+    assert pipeline.STEPS == (space.STEP, ocm_hub.STEP, properties.STEP, registration.STEP)
+    names = [step.name for step in pipeline.STEPS]
+    assert names == ["space", "ocm-hub", "customization-properties", "registration"]
+    assert all(step.ensures and step.verified_by for step in pipeline.STEPS)
+
+
+def recording_steps(calls: list[str], fail_at: str | None = None, error: Exception | None = None) -> tuple[Step, ...]:
+    def action(name: str, kind: str) -> Any:
+        def run(ctx: Context) -> None:
+            assert ctx.step == name, "the loop names the running step"
+            calls.append(f"{kind} {name}")
+            if name == fail_at:
+                raise error or PermanentError("broken")
+        return run
+    return tuple(Step(name, "x", "y", action(name, "ensure"), action(name, "verify")) for name in ("a", "b", "c"))
+
+
+@pytest.mark.parametrize(("mode", "kind"), [("install", "ensure"), ("check", "verify")])
+def test_install_ensures_and_check_verifies_every_step_in_order(
+        monkeypatch: pytest.MonkeyPatch, mode: pipeline.Mode, kind: str) -> None:
+    calls: list[str] = []
+    monkeypatch.setattr(pipeline, "STEPS", recording_steps(calls))
+    out = io.StringIO()
+    assert pipeline.run(mode, None, ITS, CONFIG, EventLog("its1", out)) is None  # type: ignore[arg-type]
+    assert calls == [f"{kind} a", f"{kind} b", f"{kind} c"]
+    assert 'msg="ITS ready"' in out.getvalue().splitlines()[-1]
+
+
+@pytest.mark.parametrize(("mode", "recorded"), [("install", True), ("check", False)])
+def test_a_failure_names_the_running_step_stops_the_loop_and_is_recorded_on_install(
+        monkeypatch: pytest.MonkeyPatch, mode: pipeline.Mode, recorded: bool) -> None:
+    calls: list[str] = []
+    records: list[Failure] = []
+    monkeypatch.setattr(pipeline, "STEPS", recording_steps(calls, fail_at="b"))
+    monkeypatch.setattr(registration, "record_failure", lambda ctx, failed: records.append(failed))
+    out = io.StringIO()
+    failed = pipeline.run(mode, None, ITS, CONFIG, EventLog("its1", out))  # type: ignore[arg-type]
+    assert failed == Failure("its1", "b", "broken", permanent=True)
+    assert len(calls) == 2
+    assert records == ([failed] if recorded else [])
+    last = out.getvalue().splitlines()[-1]
+    assert "level=error" in last and "step=b" in last and "permanent=True" in last
+    assert 'msg="ITS its1: step b failed: broken"' in last
+
+
+def test_an_interrupt_is_not_a_step_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pipeline, "STEPS", recording_steps([], fail_at="a", error=KeyboardInterrupt()))  # type: ignore[arg-type]
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.run("install", None, ITS, CONFIG, EventLog("its1", io.StringIO()))  # type: ignore[arg-type]

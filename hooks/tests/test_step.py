@@ -1,0 +1,42 @@
+"""The context steps share: the space, and calls that carry the running step's name."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from ks_its_hooks.deadline import Deadline
+from ks_its_hooks.log import EventLog
+from ks_its_hooks.spec import HookConfig, ItsSpec, OcmSettings
+from ks_its_hooks.step import Context
+from kubernetes.client.exceptions import ApiException
+
+ITS = ItsSpec("its1", "vcluster", True, None)
+
+
+def context(out: io.StringIO) -> Context:
+    config = HookConfig(itses=(ITS,), deadline_seconds=30, ocm=OcmSettings("", "default"))
+    return Context(hosting=None, its=ITS, config=config, deadline=Deadline(30),  # type: ignore[arg-type]
+                   log=EventLog("its1", out), step="ocm-hub")
+
+
+def test_the_space_is_there_only_once_the_space_step_reached_it() -> None:
+    with pytest.raises(RuntimeError, match="step ocm-hub runs before the space step reached the space"):
+        _ = context(io.StringIO()).space
+
+
+def test_calls_and_logs_carry_the_running_step() -> None:
+    out = io.StringIO()
+    ctx = context(out)
+    failures = [ApiException(status=503)]
+
+    def flaky() -> int:
+        if failures:
+            raise failures.pop()
+        return 7
+
+    assert ctx.call(flaky, "reading y") == 7
+    ctx.info("hello", n=1)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2 and all("step=ocm-hub" in line for line in lines)
+    assert 'msg="retrying reading y"' in lines[0] and 'msg=hello n=1' in lines[1]
