@@ -34,13 +34,14 @@ sandbox-up: tools venv ## Start the sandbox (admin kubeconfig: .cache/sandbox/ku
 sandbox-down: venv ## Stop the sandbox and remove its files
 	@$(PY) -m tests.sandbox down --dir $(SANDBOX)
 
-lint: tools venv ## ruff, mypy --strict, helm lint --strict (helm 3 and 4) on every chart/ci values file
+lint: tools venv ## ruff, mypy --strict, helm lint --strict (helm 3 and 4) on every chart/ci values file, versions agree
 	@$(VENV)/bin/ruff check hooks tests ci bench
 	@$(VENV)/bin/mypy --config-file hooks/pyproject.toml hooks/src
 	@for helm in helm3 helm4; do for values in chart/ci/*-values.yaml; do \
 		$(HELM_ENV) $$helm lint --strict chart -f $$values >/dev/null \
 		  || { echo "helm lint: $$helm $$values failed:"; $(HELM_ENV) $$helm lint --strict chart -f $$values; exit 1; }; \
 	done; echo "$$helm lint --strict: $$(ls chart/ci/*-values.yaml | wc -l) values files clean"; done
+	@$(PY) ci/check_versions.py
 	@$(MAKE) --no-print-directory docs-check
 
 docs: venv ## Regenerate the values table in README.md from chart/values.yaml

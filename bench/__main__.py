@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import readiness, render, scale
-from tests.conftest import Sandbox
+from tests.harness import Sandbox
 from tests.sandbox.kube import api_client
 from tests.sandbox.servers import BIN, REPO
 from tests.sandbox.supervisor import down, up

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from bench.stats import linear_fit, median
-from tests.conftest import CHART, HOOK, Sandbox
+from tests.harness import CHART, HOOK, Sandbox
 from tests.sandbox.servers import BIN
 
 REPEATS = 3

@@ -17,7 +17,7 @@ from typing import Any
 from ks_its_hooks import USER_AGENT
 from kubernetes import client
 
-from tests.conftest import CHART, HOOK, MUTATING, SERVER_SELF, Sandbox
+from tests.harness import CHART, HOOK, MUTATING, SERVER_SELF, Sandbox
 from tests.sandbox.kubelet import wait_with_usage
 
 READ_VERBS = {"get", "list", "watch"}

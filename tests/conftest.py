@@ -1,30 +1,18 @@
-"""Fixtures of the integration suite: one sandbox per session, helpers to drive it."""
+"""Fixtures of the integration suite: one sandbox per session."""
 
 from __future__ import annotations
 
-import base64
-import json
 import os
-import subprocess
-import time
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from kubernetes import client
 
+from tests.harness import REPORTS, Sandbox
 from tests.sandbox.kube import api_client
-from tests.sandbox.kubeflex import FAULTS_NAME, FAULTS_NAMESPACE
-from tests.sandbox.servers import BIN, REPO, kubeconfig
+from tests.sandbox.servers import REPO
 from tests.sandbox.supervisor import down, up
-
-CHART = REPO / "chart"
-HOOK = REPO / ".venv" / "bin" / "ks-its-hook"
-MUTATING = {"create", "update", "patch", "delete", "deletecollection"}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -36,137 +24,6 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The secret scan reads the logs of every hook run of the session, so it runs after all of them."""
     items.sort(key=lambda item: item.module is not None and item.module.__name__ == "tests.test_secret_scan")
-
-
-@dataclass
-class Sandbox:
-    root: Path
-    api: client.ApiClient
-    helm_home: Path
-    hosting_audit: Path = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.hosting_audit = self.root / "apiservers" / "hosting" / "audit.log"
-        self.core = client.CoreV1Api(self.api)
-        self.custom = client.CustomObjectsApi(self.api)
-
-    @property
-    def kubeconfig(self) -> Path:
-        return self.root / "kubeconfig"
-
-    @property
-    def external_kubeconfig(self) -> Path:
-        return self.root / "external.kubeconfig"
-
-    def env(self, **extra: str) -> dict[str, str]:
-        return {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PATH": f"{BIN}:{os.environ['PATH']}",
-                "HELM_PLUGINS": str(REPO / ".cache" / "helm" / "plugins"),
-                "HELM_CACHE_HOME": str(self.helm_home / "cache"), "HELM_CONFIG_HOME": str(self.helm_home / "config"),
-                "HELM_DATA_HOME": str(self.helm_home / "data"), **extra}
-
-    def run(self, *argv: str, check: bool = True, input: str | None = None, timeout: float = 600,
-            **env: str) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(list(argv), env=self.env(**env), capture_output=True, text=True, input=input,
-                                timeout=timeout, check=False)
-        if check and result.returncode != 0:
-            raise AssertionError(f"{' '.join(argv[:4])}... exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
-        return result
-
-    def kubectl(self, *args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
-        return self.run(str(BIN / "kubectl"), *args, check=check, input=input)
-
-    def helm(self, helm: str, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-        return self.run(str(BIN / helm), *args, check=check, timeout=timeout)
-
-    # --- objects ---------------------------------------------------------------------------
-
-    def controlplane(self, name: str) -> dict[str, Any] | None:
-        try:
-            result: dict[str, Any] = self.custom.get_cluster_custom_object(
-                "tenancy.kflex.kubestellar.org", "v1alpha1", "controlplanes", name)
-            return result
-        except client.exceptions.ApiException as err:
-            if err.status == 404:
-                return None
-            raise
-
-    def create_controlplane(self, name: str, cp_type: str, bootstrap: dict[str, str] | None = None) -> None:
-        spec: dict[str, Any] = {"type": cp_type}
-        if bootstrap:
-            spec["bootstrapSecretRef"] = bootstrap
-        manifest = {"apiVersion": "tenancy.kflex.kubestellar.org/v1alpha1", "kind": "ControlPlane",
-                    "metadata": {"name": name}, "spec": spec}
-        self.kubectl("apply", "-f", "-", input=json.dumps(manifest))
-
-    def delete_controlplane(self, name: str) -> None:
-        self.kubectl("delete", "controlplane", name, "--ignore-not-found", "--wait=false")
-
-    def create_bootstrap_secret(self, name: str, namespace: str, key: str = "kubeconfig-incluster") -> None:
-        self.kubectl("create", "namespace", namespace, check=False)
-        self.kubectl("create", "secret", "generic", name, "-n", namespace,
-                     f"--from-file={key}={self.external_kubeconfig}")
-
-    def space_api(self, name: str) -> client.ApiClient:
-        """A client for a space, from the in-cluster kubeconfig KubeFlex wrote."""
-        cp = self.controlplane(name)
-        assert cp is not None
-        ref = cp["status"]["secretRef"]
-        secret = self.core.read_namespaced_secret(ref["name"], ref["namespace"])
-        return api_client(base64.b64decode(secret.data[ref["inClusterKey"]]).decode())
-
-    def set_faults(self, key: str, **faults: Any) -> None:
-        patch = {"data": {key: json.dumps(faults)}}
-        self.core.patch_namespaced_config_map(FAULTS_NAME, FAULTS_NAMESPACE, patch,
-                                              _content_type="application/merge-patch+json")
-
-    def clear_faults(self, key: str) -> None:
-        patch = {"data": {key: None}}
-        self.core.patch_namespaced_config_map(FAULTS_NAME, FAULTS_NAMESPACE, patch,
-                                              _content_type="application/merge-patch+json")
-
-    # --- audit ------------------------------------------------------------------------------
-
-    def audit(self, since: float, path: Path | None = None) -> list[dict[str, Any]]:
-        """Audit events (ResponseComplete) from `path` (default: hosting) received at or after `since`."""
-        events = []
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(since))
-        with open(path or self.hosting_audit) as handle:
-            for line in handle:
-                event = json.loads(line)
-                if event.get("stage") == "ResponseComplete" and event["requestReceivedTimestamp"][:19] >= stamp:
-                    events.append(event)
-        return events
-
-    def space_audit_log(self, name: str) -> Path:
-        return self.root / "apiservers" / f"space-{name}" / "audit.log"
-
-    def token_kubeconfig(self, path: Path, namespace: str, service_account: str) -> Path:
-        """A kubeconfig with a token of a ServiceAccount: requests are made, and audited, as that account."""
-        request = client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[],
-                                                                                     expiration_seconds=3600))
-        token = self.core.create_namespaced_service_account_token(service_account, namespace, request).status.token
-        admin = yaml.safe_load(self.kubeconfig.read_text())
-        cluster = admin["clusters"][0]["cluster"]
-        path.write_text(kubeconfig(cluster["server"], base64.b64decode(cluster["certificate-authority-data"]),
-                                   service_account, token=token))
-        path.chmod(0o600)
-        return path
-
-
-# The API server renews its own identity lease every few seconds: not a client's write.
-SERVER_SELF = "system:apiserver"
-
-
-def mutating(events: list[dict[str, Any]], user: str | None = None) -> list[str]:
-    """'verb resource/name by user' for each write (of `user`, or of any client), for readable failures."""
-    return [f"{e['verb']} {e.get('objectRef', {}).get('resource')}/{e.get('objectRef', {}).get('name')} "
-            f"by {e['user']['username']}"
-            for e in events if e["verb"] in MUTATING and e["user"]["username"] != SERVER_SELF
-            and (user is None or e["user"]["username"] == user)]
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:6]}"
 
 
 @pytest.fixture(scope="session")
@@ -187,46 +44,6 @@ def hook_runner(sandbox: Sandbox, tmp_path: Path) -> Path:
     sandbox.kubectl("create", "clusterrolebinding", "hook-runner", "--clusterrole=cluster-admin",
                     "--serviceaccount=default:hook-runner", check=False)
     return sandbox.token_kubeconfig(tmp_path / "hook-runner.kubeconfig", "default", "hook-runner")
-
-
-HOOK_RUNNER_USER = "system:serviceaccount:default:hook-runner"
-
-
-def its_config(itses: list[dict[str, Any]], deadline: int = 120) -> str:
-    normalized = []
-    for its in itses:
-        entry = {"name": its["name"], "type": its.get("type", "vcluster"),
-                 "installClusteradm": its.get("install_clusteradm", True), "bootstrapSecret": None}
-        if entry["type"] == "external":
-            entry["bootstrapSecret"] = {"name": f"{its['name']}-bootstrap", "namespace": "default",
-                                        "key": "kubeconfig-incluster", **its.get("bootstrapSecret", {})}
-        normalized.append(entry)
-    return json.dumps({"itses": normalized, "deadlineSeconds": deadline,
-                       "ocm": {"imageRegistry": "", "bundleVersion": "default"}})
-
-
-def hook_argv(tmp_path: Path, itses: list[dict[str, Any]], deadline: int = 120, command: str = "install") -> list[str]:
-    config = tmp_path / f"its-{uuid.uuid4().hex[:6]}.json"
-    config.write_text(its_config(itses, deadline))
-    return [str(HOOK), command, "--config", str(config)]
-
-
-def keep_hook_log(sandbox: Sandbox, output: str) -> None:
-    """Every hook run's output is kept with the pod logs, so the secret scan reads it too."""
-    (sandbox.root / "logs" / "pods").mkdir(parents=True, exist_ok=True)
-    with open(sandbox.root / "logs" / "pods" / "direct-hook-runs.log", "a") as handle:
-        handle.write(output)
-
-
-def run_hook(sandbox: Sandbox, kubeconfig_path: Path, tmp_path: Path, itses: list[dict[str, Any]],
-             deadline: int = 120, command: str = "install", **env: str) -> subprocess.CompletedProcess[str]:
-    result = sandbox.run(*hook_argv(tmp_path, itses, deadline, command), check=False, timeout=deadline + 60,
-                         KUBECONFIG=str(kubeconfig_path), TMPDIR=str(tmp_path), **env)
-    keep_hook_log(sandbox, result.stdout + result.stderr)
-    return result
-
-
-REPORTS: list[str] = []
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

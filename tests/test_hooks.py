@@ -7,6 +7,7 @@ import contextlib
 import functools
 import io
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -17,39 +18,9 @@ from ks_its_hooks.deadline import Deadline
 from ks_its_hooks.log import EventLog
 from kubernetes import client
 
-from tests.conftest import HOOK_RUNNER_USER, Sandbox, mutating, run_hook, unique
+from tests.harness import HOOK_RUNNER_USER, Sandbox, assert_ready_its, create_its, mutating, run_hook, unique
 from tests.sandbox.kube import api_client
 from tests.sandbox.servers import ApiServer, Etcd
-
-HUB_CRDS = ("managedclusters.cluster.open-cluster-management.io", "manifestworks.work.open-cluster-management.io",
-            "placements.cluster.open-cluster-management.io",
-            "managedclustersetbindings.cluster.open-cluster-management.io")
-
-
-def create_its(sandbox: Sandbox, name: str, its_type: str) -> dict[str, Any]:
-    if its_type == "external":
-        sandbox.create_bootstrap_secret(f"{name}-bootstrap", "default")
-        sandbox.create_controlplane(name, "external", {"name": f"{name}-bootstrap", "namespace": "default",
-                                                      "inClusterKey": "kubeconfig-incluster"})
-    else:
-        sandbox.create_controlplane(name, its_type)
-    return {"name": name, "type": its_type}
-
-
-def assert_ready_its(sandbox: Sandbox, name: str) -> None:
-    cp = sandbox.controlplane(name)
-    assert cp is not None
-    assert cp["metadata"]["labels"]["kflex.kubestellar.io/cptype"] == "its"
-    assert cp["metadata"]["annotations"]["its.kubestellar.io/status"] == "Ready"
-    space = sandbox.space_api(name)
-    cm = client.CustomObjectsApi(space).get_cluster_custom_object(
-        "operator.open-cluster-management.io", "v1", "clustermanagers", "cluster-manager")
-    assert {c["type"]: c["status"] for c in cm["status"]["conditions"]}["Applied"] == "True"
-    extensions = client.ApiextensionsV1Api(space)
-    for crd in HUB_CRDS:
-        conditions = extensions.read_custom_resource_definition(crd).status.conditions
-        assert any(c.type == "Established" and c.status == "True" for c in conditions), crd
-    assert client.CoreV1Api(space).read_namespace("customization-properties").status.phase == "Active"
 
 
 @pytest.mark.parametrize("its_type", ["vcluster", "host", "external"])
@@ -89,11 +60,12 @@ def test_install_clusteradm_false_uses_an_existing_hub_and_fails_clearly_without
     assert run_hook(sandbox, hook_runner, tmp_path, [with_hub]).returncode == 0
     reused = run_hook(sandbox, hook_runner, tmp_path, [{**with_hub, "install_clusteradm": False}])
     assert reused.returncode == 0, reused.stderr
-    assert "running clusteradm init" not in reused.stderr.replace("not running clusteradm init", "")
+    assert 'msg="ClusterManager exists; not running clusteradm init"' in reused.stderr
+    assert 'msg="running clusteradm init"' not in reused.stderr
 
     bare = create_its(sandbox, unique("hk-bare"), "vcluster")
     result = run_hook(sandbox, hook_runner, tmp_path, [{**bare, "install_clusteradm": False}], deadline=30)
-    assert result.returncode == 1
+    assert result.returncode == 3  # permanent: a retry of the pod would fail the same way
     assert result.stderr.strip().splitlines()[-1] == (
         f"ITS {bare['name']}: step ocm-hub failed: install_clusteradm is false but the space has no ClusterManager "
         "cluster-manager: install OCM there first or set install_clusteradm to true")
@@ -135,16 +107,18 @@ def test_never_ready_fails_at_the_deadline_and_the_other_its_completes(
         sandbox: Sandbox, hook_runner: Path, tmp_path: Path) -> None:
     stuck, fine = unique("hk-stuck"), unique("hk-fine")
     sandbox.set_faults(stuck, never_ready=True)
+    # Ample for the healthy ITS on a loaded machine (it takes a few seconds on an idle one): what is
+    # measured is that the stuck one waited for the deadline, not how long anything took.
+    deadline = 60
     try:
         itses = [create_its(sandbox, stuck, "vcluster"), create_its(sandbox, fine, "vcluster")]
-        started = time.monotonic()
-        result = run_hook(sandbox, hook_runner, tmp_path, itses, deadline=8)
-        took = time.monotonic() - started
-        assert result.returncode == 1
+        result = run_hook(sandbox, hook_runner, tmp_path, itses, deadline=deadline)
+        assert result.returncode == 1, result.stderr  # a deadline is not permanent: the Job may retry
         last = result.stderr.strip().splitlines()[-1]
-        assert last.startswith(f"ITS {stuck}: step space failed: timed out after ")
-        assert f"waiting for ControlPlane {stuck} Ready: ControlPlane not Ready (Creating)" in last
-        assert took < 8 + 15, "the deadline bounds the run"
+        waited = re.match(rf"ITS {stuck}: step space failed: timed out after (\d+)s waiting for ControlPlane {stuck} "
+                          r"Ready: ControlPlane not Ready \(Creating\)$", last)
+        assert waited, last
+        assert int(waited.group(1)) >= deadline
         assert_ready_its(sandbox, fine)
     finally:
         sandbox.clear_faults(stuck)

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from tests.conftest import Sandbox, unique
+from tests.harness import Sandbox, unique
 from tests.sandbox.servers import BIN, REPO, pid_alive
 from tests.sandbox.supervisor import down, state, up
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPORTS, Sandbox
+from tests.harness import REPORTS, Sandbox
 
 pytestmark = pytest.mark.reliability
 

@@ -20,7 +20,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import CHART, REPORTS, Sandbox, unique
+from tests.harness import CHART, REPORTS, Sandbox, unique
 
 pytestmark = pytest.mark.reliability
 

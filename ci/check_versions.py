@@ -1,0 +1,64 @@
+"""Versions stated in more than one file must agree; `make lint` runs this and fails on a mismatch.
+
+- the hook package's version (hooks/pyproject.toml) is the chart's appVersion, which tags the hook image;
+- clusteradm: ci/versions.env (what the toolchain builds) is what the hook image builds
+  (hooks/Dockerfile) and what the chart says it ships (Chart.yaml annotation).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pinned(name: str) -> str:
+    for line in (ROOT / "ci" / "versions.env").read_text().splitlines():
+        if line.startswith(f"{name}="):
+            return line.split("=", 1)[1].strip()
+    raise SystemExit(f"ci/versions.env has no {name}")
+
+
+def dockerfile_arg(name: str) -> str:
+    match = re.search(rf"^ARG {name}=(\S+)$", (ROOT / "hooks" / "Dockerfile").read_text(), re.MULTILINE)
+    if not match:
+        raise SystemExit(f"hooks/Dockerfile has no ARG {name}=<default>")
+    return match.group(1)
+
+
+def statements() -> list[tuple[str, dict[str, str]]]:
+    chart = yaml.safe_load((ROOT / "chart" / "Chart.yaml").read_text())
+    package = tomllib.loads((ROOT / "hooks" / "pyproject.toml").read_text())["project"]["version"]
+    return [
+        ("hook package version", {
+            "hooks/pyproject.toml project.version": package,
+            "chart/Chart.yaml appVersion": str(chart["appVersion"]),
+        }),
+        ("clusteradm version", {
+            "ci/versions.env CLUSTERADM_VERSION": pinned("CLUSTERADM_VERSION"),
+            "hooks/Dockerfile ARG CLUSTERADM_VERSION": dockerfile_arg("CLUSTERADM_VERSION"),
+            "chart/Chart.yaml annotations.kubestellar.io/clusteradm-version":
+                str((chart.get("annotations") or {}).get("kubestellar.io/clusteradm-version")),
+        }),
+    ]
+
+
+def main() -> int:
+    failed = False
+    for what, places in statements():
+        if len(set(places.values())) != 1:
+            failed = True
+            print(f"versions: the {what} differs: " + "; ".join(f"{where} = {value}" for where, value in places.items()),
+                  file=sys.stderr)
+    if not failed:
+        print(f"versions: {len(statements())} versions agree across their files")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
