@@ -1,13 +1,26 @@
 {{/* Every name and label of the chart is built here; templates never build one by hand. */}}
 
+{{/*
+A name cut to at most `max` characters that stays unique: a name that is too long keeps its first
+characters and ends with a hash of the whole name, so two names that differ only past the cut
+still differ. Pass (dict "name" string "max" int).
+*/}}
+{{- define "its.shorten" -}}
+{{- if le (len .name) (int .max) -}}
+{{- .name -}}
+{{- else -}}
+{{- printf "%s-%s" (.name | trunc (int (sub .max 9)) | trimSuffix "-") (.name | sha256sum | trunc 8) -}}
+{{- end -}}
+{{- end -}}
+
 {{/* Base of every namespaced name: the release name, short enough for the longest suffix. */}}
 {{- define "its.fullname" -}}
-{{- .Release.Name | trunc 40 | trimSuffix "-" -}}
+{{- include "its.shorten" (dict "name" .Release.Name "max" 40) -}}
 {{- end -}}
 
 {{/* Cluster-scoped names carry the namespace too: one release name may be used in two namespaces. */}}
 {{- define "its.clusterName" -}}
-{{- printf "%s-%s" (include "its.fullname" .) .Release.Namespace | trunc 52 | trimSuffix "-" -}}
+{{- include "its.shorten" (dict "name" (printf "%s-%s" .Release.Name .Release.Namespace) "max" 52) -}}
 {{- end -}}
 
 {{- define "its.hookName" -}}{{ include "its.fullname" . }}-hook{{- end -}}
