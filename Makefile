@@ -44,7 +44,7 @@ lint: tools venv ## ruff, mypy --strict, helm lint --strict (helm 3 and 4) on ev
 	@$(PY) ci/check_versions.py
 	@$(MAKE) --no-print-directory docs-check
 
-docs: venv ## Regenerate the values table in README.md from chart/values.yaml
+docs: venv ## Regenerate the values table in chart/README.md from chart/values.yaml
 	@$(PY) ci/values_table.py --write
 
 docs-check: venv

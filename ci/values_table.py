@@ -1,6 +1,6 @@
-"""Generate README.md's values table from the `# --` comments in chart/values.yaml.
+"""Generate chart/README.md's values table from the `# --` comments in chart/values.yaml.
 
---write rewrites the table between the markers; --check fails if README.md is out of date or if
+--write rewrites the table between the markers; --check fails if chart/README.md is out of date or if
 a value has no description.
 """
 
@@ -17,7 +17,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 VALUES = ROOT / "chart" / "values.yaml"
-README = ROOT / "README.md"
+README = ROOT / "chart" / "README.md"
 START, END = "<!-- values-table:start -->", "<!-- values-table:end -->"
 KEY = re.compile(r"^(\s*)([A-Za-z_][A-Za-z0-9_]*):(.*)$")
 
@@ -78,8 +78,8 @@ def table() -> str:
 def main() -> int:
     parser = argparse.ArgumentParser()
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--write", action="store_true", help="rewrite the table in README.md")
-    mode.add_argument("--check", action="store_true", help="fail if README.md is out of date (the default)")
+    mode.add_argument("--write", action="store_true", help="rewrite the table in chart/README.md")
+    mode.add_argument("--check", action="store_true", help="fail if chart/README.md is out of date (the default)")
     args = parser.parse_args()
     readme = README.read_text()
     head, rest = readme.split(START, 1)
@@ -89,7 +89,7 @@ def main() -> int:
         README.write_text(updated)
         return 0
     if updated != readme:
-        print("README.md values table is out of date with chart/values.yaml: run `make docs`", file=sys.stderr)
+        print("chart/README.md values table is out of date with chart/values.yaml: run `make docs`", file=sys.stderr)
         return 1
     return 0
 

@@ -27,7 +27,7 @@ NAMESPACE = "kubeflex-system"
 ITSES = '[{"name":"its1"},{"name":"its2","type":"host"},{"name":"its3","type":"external"}]'
 # Verbatim the command README.md shows for a real cluster.
 COMMAND = ["helm", "upgrade", "--install", "ks-its", "./chart", "--namespace", NAMESPACE, "--create-namespace", "--wait",
-           "--set-json", f"ITSes={ITSES}"]
+           "--timeout", "15m", "--set-json", f"ITSes={ITSES}"]
 
 
 def say(text: str) -> None:

@@ -24,6 +24,7 @@ still differ. Pass (dict "name" string "max" int).
 {{- end -}}
 
 {{- define "its.hookName" -}}{{ include "its.fullname" . }}-hook{{- end -}}
+{{- define "its.cleanupName" -}}{{ include "its.fullname" . }}-cleanup{{- end -}}
 {{- define "its.testName" -}}{{ include "its.fullname" . }}-test{{- end -}}
 {{- define "its.configName" -}}{{ include "its.fullname" . }}-its-config{{- end -}}
 
@@ -115,8 +116,9 @@ argocd.argoproj.io/sync-options: Prune=false,Delete=false
 {{- end -}}
 
 {{/*
-The pod spec shared by the hook Job and the test pod.
-Pass (dict "root" $ "serviceAccount" name "command" list "env" list).
+The pod spec shared by the hook Job, the test pod and the cleanup Job.
+Pass (dict "root" $ "serviceAccount" name "container" name "command" list "env" list), and
+"noConfig" true for a pod that does not read its.json.
 */}}
 {{- define "its.podSpec" -}}
 {{- $root := .root -}}
@@ -137,9 +139,22 @@ containers:
     imagePullPolicy: {{ $root.Values.hook.image.pullPolicy }}
     command:
       {{- toYaml .command | nindent 6 }}
+    # A failure's one line per ITS; a container killed before writing it shows its last log lines.
+    terminationMessagePolicy: FallbackToLogsOnError
     env:
       - name: TMPDIR
         value: /tmp
+      # The image's root filesystem is read-only: clients' caches and temporary files go to /tmp.
+      - name: HOME
+        value: /tmp
+      - name: POD_NAME
+        valueFrom:
+          fieldRef:
+            fieldPath: metadata.name
+      - name: POD_NAMESPACE
+        valueFrom:
+          fieldRef:
+            fieldPath: metadata.namespace
       # glibc gives threads their own malloc arenas and the hook runs a thread per ITS: two arenas
       # take 50 ITSes in one process from 95 to 87 MB peak (make bench), at no measurable speed cost.
       - name: MALLOC_ARENA_MAX
@@ -152,15 +167,19 @@ containers:
     resources:
       {{- toYaml $root.Values.hook.resources | nindent 6 }}
     volumeMounts:
+      {{- if not .noConfig }}
       - name: its-config
         mountPath: /etc/ks-its
         readOnly: true
+      {{- end }}
       - name: tmp
         mountPath: /tmp
 volumes:
+  {{- if not .noConfig }}
   - name: its-config
     configMap:
       name: {{ include "its.configName" $root }}
+  {{- end }}
   - name: tmp
     emptyDir:
       sizeLimit: 64Mi
@@ -191,6 +210,48 @@ affinity:
   resources: ["secrets"]
   resourceNames: ["vc-vcluster", "admin-kubeconfig"]
   verbs: ["get", "list", "watch"]
+{{- end -}}
+
+{{/*
+A Role and RoleBinding in the release namespace for ServiceAccount `name`, both named after it.
+Pass (dict "root" $ "name" string "component" string "rules" list "annotations" string).
+*/}}
+{{- define "its.releaseRole" -}}
+{{- $root := .root }}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata:
+  name: {{ .name }}
+  namespace: {{ $root.Release.Namespace | quote }}
+  labels:
+    {{- include "its.labels" (dict "root" $root "component" .component) | nindent 4 }}
+  {{- with .annotations }}
+  annotations:
+    {{- . | nindent 4 }}
+  {{- end }}
+rules:
+  {{- toYaml .rules | nindent 2 }}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: {{ .name }}
+  namespace: {{ $root.Release.Namespace | quote }}
+  labels:
+    {{- include "its.labels" (dict "root" $root "component" .component) | nindent 4 }}
+  {{- with .annotations }}
+  annotations:
+    {{- . | nindent 4 }}
+  {{- end }}
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: Role
+  name: {{ .name }}
+subjects:
+  - kind: ServiceAccount
+    name: {{ .name }}
+    namespace: {{ $root.Release.Namespace | quote }}
 {{- end -}}
 
 {{/*
@@ -238,12 +299,27 @@ subjects:
 {{- end -}}
 
 {{/*
+Annotations of the pre-delete cleanup resources: gone once the cleanup ran, whatever its outcome.
+Argo CD deletes its own hook resources, so it never runs this one.
+*/}}
+{{- define "its.cleanupHookAnnotations" -}}
+helm.sh/hook: pre-delete
+helm.sh/hook-weight: {{ .weight | quote }}
+helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded,hook-failed
+argocd.argoproj.io/hook: Skip
+{{- end -}}
+
+{{/*
 Annotations of the `helm test` resources. Argo CD does not run Helm test hooks; Skip makes
 sure it never applies them as ordinary resources either.
+The test's ServiceAccount and RBAC (weight -10) may read every space's credentials: they are deleted
+as soon as the test is over, passed or failed (Helm deletes the earlier hooks by their
+hook-succeeded policy when a later one fails). The pod (weight 0) stays for `helm test --logs`; the
+pre-delete cleanup hook deletes it with the release.
 */}}
 {{- define "its.testHookAnnotations" -}}
 helm.sh/hook: test
 helm.sh/hook-weight: {{ .weight | quote }}
-helm.sh/hook-delete-policy: before-hook-creation
+helm.sh/hook-delete-policy: {{ ternary "before-hook-creation" "before-hook-creation,hook-succeeded" (eq .weight "0") }}
 argocd.argoproj.io/hook: Skip
 {{- end -}}

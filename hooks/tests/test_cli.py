@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ks_its_hooks import cli, pipeline
+from ks_its_hooks import cli, pipeline, pod
 from ks_its_hooks.errors import Failure
 
 
@@ -62,3 +62,37 @@ def test_each_pod_runs_its_shard_with_the_overridden_deadline_and_prints_one_lin
     assert sorted(runs) == [("check", "a", 42.0), ("check", "c", 42.0)]
     assert code == 3
     assert capsys.readouterr().err == "ITS c: step ocm-hub failed: broken\n"
+
+
+def test_in_a_pod_the_outcome_becomes_the_termination_message(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = write_config(tmp_path, ["a", "b"])
+    log = tmp_path / "termination-log"
+    log.touch()
+    for key, value in {"POD_NAMESPACE": "ns", "POD_NAME": "p", "ITS_HOOK_JOB": "job",
+                       "ITS_TERMINATION_LOG": str(log)}.items():
+        monkeypatch.setenv(key, value)
+    seen_while_running: list[str] = []
+
+    def fake_run(mode: str, hosting: Any, its: Any, settings: Any, log_: Any) -> Failure | None:
+        seen_while_running.append(log.read_text())
+        return Failure(its.name, "space", "gone", permanent=False) if its.name == "b" else None
+
+    monkeypatch.setattr(pipeline, "run", fake_run)
+    monkeypatch.setattr(cli, "hosting_client", lambda connections: None)
+    reported: list[tuple[str, str, list[Failure]]] = []
+    monkeypatch.setattr(pod, "report_failures", lambda hosting, ns, job, failures: reported.append((ns, job, failures)))
+    assert cli.main(["install", "--config", str(config)]) == 1
+    assert all(text.startswith("not finished: a, b.") for text in seen_while_running)
+    assert log.read_text() == "ITS b: step space failed: gone\n"
+    assert reported == [("ns", "job", [Failure("b", "space", "gone", permanent=False)])]
+    bad = tmp_path / "bad.json"
+    bad.write_text("[]")
+    assert cli.main(["install", "--config", str(bad)]) == 2
+    assert log.read_text().startswith(f"ks-its-hook: invalid configuration {bad}: its.json must be an object")
+
+
+def test_cleanup_needs_its_targets(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("POD_NAMESPACE", raising=False)
+    assert cli.main(["cleanup", "--job", "j", "--test-pod", "p"]) == 2
+    assert "cleanup needs --job, --test-pod and $POD_NAMESPACE" in capsys.readouterr().err

@@ -154,13 +154,30 @@ class KubeFlex:
         self.log(f"kubeflex: ControlPlane {name} ({cp_type}) Ready ready_at={ready_at:.6f}")
 
     def _ensure_namespace(self, namespace: str, cp: dict[str, Any]) -> None:
+        """Create <name>-system. The namespace of a deleted ControlPlane of the same name may still be
+        terminating: upstream's creates in it fail (Forbidden) and it requeues until the namespace is
+        gone; the stand-in waits for that, then provisions the new space."""
         owner = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "ControlPlane", "name": cp["metadata"]["name"],
                  "uid": cp["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}
-        try:
-            self.core.create_namespace({"metadata": {"name": namespace, "ownerReferences": [owner]}})
-        except ApiException as err:
-            if err.status != 409:
+        while True:
+            try:
+                self.core.create_namespace({"metadata": {"name": namespace, "ownerReferences": [owner]}})
+                return
+            except ApiException as err:
+                if err.status != 409:
+                    raise
+            try:
+                existing = self.core.read_namespace(namespace)
+            except ApiException as err:
+                if err.status == 404:
+                    continue  # gone meanwhile: create it now
                 raise
+            if not existing.metadata.deletion_timestamp:
+                return
+            self._set_status(cp["metadata"]["name"], synced=(False, "ReconcileError",
+                                                             f"namespace {namespace} is terminating"))
+            if self._stop.wait(1):
+                raise RuntimeError("stopped")
 
     def _write_secret(self, namespace: str, name: str, data: dict[str, str]) -> None:
         encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
@@ -182,7 +199,8 @@ class KubeFlex:
             self.spaces[name] = space
             self.on_space(space)
         assert space.admin is not None
-        external = kubeconfig(f"https://{name}.localtest.me:9443", space.ca.cert_pem, name, client=space.admin)
+        # For use outside the hosting cluster (upstream: an ingress host): here the space's own address.
+        external = kubeconfig(space.url, space.ca.cert_pem, name, client=space.admin)
         incluster = kubeconfig(space.url, space.ca.cert_pem, name, client=space.admin)
         self._write_secret(namespace, "vc-vcluster", {"config": external})
         delay = float(faults.get("incluster_key_delay_s", 0))
@@ -292,8 +310,7 @@ class KubeFlex:
         name = cp["metadata"]["name"]
         space = self.spaces.pop(name, None)
         if space is not None:
-            space.retired.set()
-            space.stop()
+            space.destroy()  # a ControlPlane made again with this name gets a new, empty space
         with self._lock:
             self._provisioning.discard(name)
         finalizers = [f for f in cp["metadata"].get("finalizers") or [] if f != FINALIZER]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import threading
@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from .certs import CertificateAuthority, KeyPair, service_account_keys
+from .ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = REPO / ".cache" / "bin"
@@ -36,10 +37,6 @@ class StartError(RuntimeError):
     """A server did not start; str() is one line naming it and its log."""
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def module_dir(module: str, version: str) -> Path:
@@ -88,10 +85,11 @@ class Process:
     log: Path
     popen: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def start(self, pass_fds: tuple[int, ...] = ()) -> None:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as out:
-            self.popen = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            self.popen = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                          pass_fds=pass_fds)
 
     def alive(self) -> bool:
         return self.popen is not None and self.popen.poll() is None
@@ -167,6 +165,12 @@ class Etcd:
         revision = int(current["header"]["revision"])
         self._gateway("compaction", {"revision": revision, "physical": True})
         return revision
+
+    def delete_prefix(self, prefix: str) -> None:
+        """Delete every key under prefix: the storage of an API server that is gone for good."""
+        key = prefix.encode()
+        end = key[:-1] + bytes([key[-1] + 1])
+        self._gateway("deleterange", {"key": base64.b64encode(key).decode(), "range_end": base64.b64encode(end).decode()})
 
     def _gateway(self, call: str, body: dict[str, object]) -> dict[str, Any]:
         """etcd's JSON gateway to its v3 KV API (no etcdctl in the toolchain)."""
@@ -259,6 +263,13 @@ class ApiServer:
     def stop(self) -> None:
         if self.process:
             self.process.stop()
+
+    def destroy(self) -> None:
+        """Stop for good and delete the storage: a server of the same name later starts empty, with new keys."""
+        self.retired.set()
+        self.stop()
+        self.etcd.delete_prefix(f"/sandbox/{self.name}/")
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @dataclass

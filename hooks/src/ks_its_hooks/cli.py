@@ -7,13 +7,17 @@ import dataclasses
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
-from kubernetes import client, config
+from . import termination
+from .spec import ConfigError, parse_config, shard
 
-from . import USER_AGENT, pipeline
-from .errors import Failure
-from .log import EventLog
-from .spec import ConfigError, ItsSpec, parse_config, shard
+# The kubernetes client and the steps are imported only once the termination message says which
+# ITSes this pod has: importing them takes most of the pod's first megabytes.
+if TYPE_CHECKING:
+    from kubernetes import client
+
+    from .errors import Failure
 
 # Exit codes. The hook Job's podFailurePolicy ends the Job at once on the permanent ones, instead
 # of retrying the pod for nothing.
@@ -25,7 +29,12 @@ EXIT_PERMANENT = 3  # every failed ITS failed permanently: another run would fai
 
 def hosting_client(connections: int) -> client.ApiClient:
     """In a pod, the pod's ServiceAccount; elsewhere, the usual kubeconfig. One client serves every
-    ITS of this pod, with a pooled connection for each: their watches run at the same time."""
+    ITS of this pod, with a pooled connection for each: their watches run at the same time.
+    Raises kubernetes' ConfigException when there are no credentials."""
+    from kubernetes import client, config  # noqa: PLC0415 - see the imports above
+
+    from . import USER_AGENT  # noqa: PLC0415
+
     configuration = client.Configuration()
     try:
         config.load_incluster_config(client_configuration=configuration)
@@ -39,13 +48,15 @@ def hosting_client(connections: int) -> client.ApiClient:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="ks-its-hook", description=__doc__)
-    parser.add_argument("command", choices=("install", "check"))
+    parser.add_argument("command", choices=("install", "check", "cleanup"))
     parser.add_argument("--config", default="/etc/ks-its/its.json", help="its.json rendered by the chart")
     parser.add_argument("--index", type=int, default=int(os.environ.get("JOB_COMPLETION_INDEX", "0")),
                         help="this pod's index (default: $JOB_COMPLETION_INDEX)")
     parser.add_argument("--shards", type=int, default=int(os.environ.get("ITS_SHARDS", "1")),
                         help="number of Job indexes sharing the ITS list (default: $ITS_SHARDS)")
     parser.add_argument("--deadline", type=int, help="seconds; overrides deadlineSeconds from the config")
+    parser.add_argument("--job", help="cleanup: the hook Job to delete")
+    parser.add_argument("--test-pod", help="cleanup: the helm test pod to delete")
     return parser.parse_args(argv)
 
 
@@ -55,32 +66,68 @@ def exit_code(failures: list[Failure]) -> int:
     return EXIT_PERMANENT if all(f.permanent for f in failures) else EXIT_RETRY
 
 
+def run_cleanup(args: argparse.Namespace) -> int:
+    """The pre-delete hook: Helm deletes no hook resources with the release, so this does."""
+    from kubernetes.config import ConfigException  # noqa: PLC0415 - see the imports above
+
+    from . import pod  # noqa: PLC0415
+
+    namespace = os.environ.get("POD_NAMESPACE", "")
+    if not (namespace and args.job and args.test_pod):
+        print("ks-its-hook: cleanup needs --job, --test-pod and $POD_NAMESPACE", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        deleted = pod.cleanup(hosting_client(connections=1), namespace, args.job, args.test_pod)
+    except ConfigException as err:
+        print(f"ks-its-hook: no credentials for the hosting cluster: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"ks-its-hook: cleanup: deleted {', '.join(deleted) or 'nothing (already gone)'}", file=sys.stderr)
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.command == "cleanup":
+        return run_cleanup(args)
+    me = termination.identity(args.command)
+
+    def usage_error(line: str) -> int:
+        print(line, file=sys.stderr)
+        if me:
+            termination.write(me, [line])
+        return EXIT_USAGE
+
     try:
         with open(args.config, encoding="utf-8") as handle:
             settings = parse_config(handle.read())
         mine = shard(settings.itses, args.index, args.shards)
     except (OSError, ConfigError) as err:
-        print(f"ks-its-hook: invalid configuration {args.config}: {err}", file=sys.stderr)
-        return EXIT_USAGE
+        return usage_error(f"ks-its-hook: invalid configuration {args.config}: {err}")
     if args.deadline:
         settings = dataclasses.replace(settings, deadline_seconds=float(args.deadline))
+    if me:
+        termination.write(me, termination.unfinished(mine))
+
+    from kubernetes.config import ConfigException  # noqa: PLC0415 - see the imports above
+
+    from . import pipeline, pod  # noqa: PLC0415
+    from .log import EventLog  # noqa: PLC0415
 
     try:
         hosting = hosting_client(connections=len(mine))
-    except config.ConfigException as err:
-        print(f"ks-its-hook: no credentials for the hosting cluster: {err}", file=sys.stderr)
-        return EXIT_USAGE
-
-    def one(its: ItsSpec) -> Failure | None:
-        return pipeline.run(args.command, hosting, its, settings, EventLog(its.name))
-
+    except ConfigException as err:
+        return usage_error(f"ks-its-hook: no credentials for the hosting cluster: {err}")
     # Every ITS of this shard at once: their waits overlap instead of adding up.
     with ThreadPoolExecutor(max_workers=max(1, len(mine))) as pool:
-        failures = [failed for failed in pool.map(one, mine) if failed is not None]
+        outcomes = pool.map(lambda its: pipeline.run(args.command, hosting, its, settings, EventLog(its.name)), mine)
+        failures = [failed for failed in outcomes if failed is not None]
     for failed in failures:
         print(failed.line, file=sys.stderr)
+    if me:
+        termination.write(me, [failed.line for failed in failures] or [f"ready: {', '.join(i.name for i in mine)}"])
+        if failures and me.job:
+            pod.best_effort(f"report the failures on Job {me.job}", pod.report_failures, hosting, me.namespace, me.job,
+                            failures)
     return exit_code(failures)
 
 

@@ -37,14 +37,18 @@ def _name(obj: dict[str, Any]) -> str:
     return str((obj.get("metadata") or {}).get("name", ""))
 
 
-def list_objects(list_fn: Callable[..., Any], **params: Any) -> dict[str, Any]:
-    """A list as plain JSON. The client's models would cost megabytes and seconds of CPU for a list of
-    CRDs with their schemas, once per ITS, and the checks only read a few fields."""
-    response = list_fn(_preload_content=False, **params)
+def plain(api_fn: Callable[..., Any], *args: Any, **params: Any) -> dict[str, Any]:
+    """A response as plain JSON. The client's models would cost megabytes and seconds of CPU for a list
+    of CRDs with their schemas, once per ITS, and the hook only reads a few fields."""
+    response = api_fn(*args, _preload_content=False, **params)
     try:
         return cast(dict[str, Any], json.loads(response.data))
     finally:
         response.release_conn()
+
+
+def list_objects(list_fn: Callable[..., Any], **params: Any) -> dict[str, Any]:
+    return plain(list_fn, **params)
 
 
 def wait_until(

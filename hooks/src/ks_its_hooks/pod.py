@@ -1,0 +1,62 @@
+"""What the hook does as a pod of the release besides its steps: each failed ITS becomes an Event on
+the hook Job, where `kubectl describe job` shows it; and `cleanup`, the pre-delete hook, deletes the
+hook Job and the helm test pod, which Helm never deletes with the release."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from . import FIELD_MANAGER
+from .errors import Failure, cause
+from .readiness import plain
+
+T = TypeVar("T")
+
+
+def report_failures(hosting: client.ApiClient, namespace: str, job: str, failures: Sequence[Failure]) -> None:
+    batch, core = client.BatchV1Api(hosting), client.CoreV1Api(hosting)
+    # kubectl describe finds a Job's Events by its uid.
+    uid = plain(batch.read_namespaced_job, job, namespace)["metadata"]["uid"]
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    for failed in failures:
+        # A plain body: the client sends dicts as they are.
+        event: Any = {
+            "metadata": {"generateName": f"{job}.", "namespace": namespace},
+            "involvedObject": {"apiVersion": "batch/v1", "kind": "Job", "name": job, "namespace": namespace,
+                               "uid": uid},
+            "reason": "PermanentFailure" if failed.permanent else "Failed", "message": failed.line,
+            "type": "Warning", "source": {"component": FIELD_MANAGER}, "firstTimestamp": now, "lastTimestamp": now,
+            "count": 1, "reportingComponent": FIELD_MANAGER,
+            "reportingInstance": os.environ.get("POD_NAME", FIELD_MANAGER)}
+        core.create_namespaced_event(namespace, event)
+
+
+def cleanup(hosting: client.ApiClient, namespace: str, job: str, test_pod: str) -> list[str]:
+    """Delete the hook Job (its pods with it) and the helm test pod. Returns what was deleted."""
+    batch, core = client.BatchV1Api(hosting), client.CoreV1Api(hosting)
+    background = client.V1DeleteOptions(propagation_policy="Background")
+    deleted = []
+    for kind, delete, name in (("Job", batch.delete_namespaced_job, job), ("Pod", core.delete_namespaced_pod, test_pod)):
+        try:
+            delete(name, namespace, body=background)
+            deleted.append(f"{kind} {namespace}/{name}")
+        except ApiException as err:
+            if err.status != 404:
+                raise
+    return deleted
+
+
+def best_effort(what: str, fn: Callable[..., T], *args: Any) -> T | None:
+    """The ITSes' outcome does not depend on these: a failure is reported on stderr, not raised."""
+    try:
+        return fn(*args)
+    except Exception as err:
+        print(f"ks-its-hook: could not {what}: {cause(err)}", file=sys.stderr, flush=True)
+        return None

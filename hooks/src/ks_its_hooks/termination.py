@@ -1,0 +1,59 @@
+"""The pod's termination message (its status, `kubectl describe pod`, `kubectl get pod -o`): each failed
+ITS's line, or which ITSes it handled. Written first with the ITSes the pod has not finished, before
+anything heavy is imported, so a pod killed on the way (OOMKilled) still says what it left undone.
+Standard library only, for that reason."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from .spec import ItsSpec
+
+# Kubernetes keeps at most this many bytes of a termination message.
+MAX_BYTES = 4096
+
+
+@dataclass(frozen=True)
+class PodIdentity:
+    """Where this hook runs, as the chart tells it (env); None outside a pod of the chart."""
+
+    namespace: str
+    job: str | None  # the hook Job, for install; None for the helm test pod
+    termination_log: str
+
+
+def identity(command: str, env: Mapping[str, str] | None = None) -> PodIdentity | None:
+    env = os.environ if env is None else env
+    namespace = env.get("POD_NAMESPACE")
+    if not namespace:
+        return None
+    return PodIdentity(namespace=namespace, job=env.get("ITS_HOOK_JOB") if command == "install" else None,
+                       termination_log=env.get("ITS_TERMINATION_LOG", "/dev/termination-log"))
+
+
+def message(lines: Sequence[str]) -> str:
+    """The lines, cut to what Kubernetes keeps, saying how many were left out."""
+    text = ""
+    for index, line in enumerate(lines):
+        rest = len(lines) - index - 1
+        candidate = text + line + "\n"
+        footer = f"... and {rest} more: see the pod's logs\n" if rest else ""
+        if len((candidate + footer).encode()) > MAX_BYTES:
+            return text + f"... and {rest + 1} more: see the pod's logs\n"
+        text = candidate
+    return text
+
+
+def unfinished(itses: Sequence[ItsSpec]) -> list[str]:
+    names = ", ".join(its.name for its in itses)
+    return [f"not finished: {names}. This pod ended before it finished them; if it was OOMKilled, raise "
+            "hook.resources.limits.memory, or hook.maxParallelPods so that each pod has fewer ITSes."]
+
+
+def write(me: PodIdentity, lines: Sequence[str]) -> None:
+    # The kubelet mounts this file for every container; elsewhere it does not exist.
+    if os.path.exists(me.termination_log):
+        with open(me.termination_log, "w", encoding="utf-8") as handle:
+            handle.write(message(lines))

@@ -1,0 +1,181 @@
+"""What Helm does with the release over its life, as users run it: rollback, uninstall, --atomic,
+long names, moving a kept ITS to another release, and the commands NOTES prints."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+
+from tests.harness import CHART, Sandbox, assert_ready_its, install, three_types, unique
+
+# What the chart creates besides ControlPlanes, by the API that lists it.
+NAMESPACED = ("serviceaccounts", "roles.rbac.authorization.k8s.io", "rolebindings.rbac.authorization.k8s.io",
+              "configmaps", "jobs.batch", "pods")
+CLUSTER_SCOPED = ("clusterroles.rbac.authorization.k8s.io", "clusterrolebindings.rbac.authorization.k8s.io",
+                  "validatingadmissionpolicies.admissionregistration.k8s.io",
+                  "validatingadmissionpolicybindings.admissionregistration.k8s.io")
+
+
+def left_of(sandbox: Sandbox, release: str, namespace: str) -> list[str]:
+    """Everything labelled as the release's, ControlPlanes aside."""
+    selector = f"app.kubernetes.io/instance={release}"
+    found = []
+    for kind in NAMESPACED:
+        found += sandbox.kubectl("get", kind, "-n", namespace, "-l", selector, "-o", "name").stdout.split()
+    for kind in CLUSTER_SCOPED:
+        names = sandbox.kubectl("get", kind, "-l", selector, "-o", "name").stdout.split()
+        # One release name in several namespaces: cluster-scoped names carry the namespace.
+        found += [name for name in names if namespace in name]
+    # Pods of the hook Job carry the Job's labels, not the release's.
+    found += sandbox.kubectl("get", "pods", "-n", namespace, "-l", f"batch.kubernetes.io/job-name={release}-hook",
+                             "-o", "name").stdout.split()
+    return found
+
+
+def wait_until(what: str, predicate: Any, timeout: float = 120, shown: Any = None) -> Any:
+    """Poll predicate until true; on timeout, the failure shows what `shown()` returns then."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(1)
+    raise AssertionError(f"timed out waiting for {what}" + (f": {shown()}" if shown else ""))
+
+
+def test_rollback_brings_a_deleted_its_back_to_ready(sandbox: Sandbox) -> None:
+    namespace, release = unique("rollback"), "ks-its"
+    kept, dropped = unique("rb-a"), unique("rb-b")
+    install(sandbox, "helm3", release, namespace, [{"name": kept}, {"name": dropped}])  # revision 1
+    install(sandbox, "helm3", release, namespace, [{"name": kept}])  # revision 2: dropped is kept, not listed
+    sandbox.delete_controlplane(dropped)
+    wait_until(f"ControlPlane {dropped} deleted", lambda: sandbox.controlplane(dropped) is None)
+    rolled = sandbox.helm("helm3", "rollback", release, "1", "--namespace", namespace, "--wait", "--timeout", "300s",
+                          check=False)
+    assert rolled.returncode == 0, rolled.stderr
+    # The post-rollback hook ran: the re-created space is an ITS again, not a bare ControlPlane.
+    assert_ready_its(sandbox, dropped)
+    assert_ready_its(sandbox, kept)
+    tested = sandbox.helm("helm3", "test", release, "--namespace", namespace, "--timeout", "120s", check=False)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    sandbox.helm("helm3", "uninstall", release, "--namespace", namespace, "--wait")
+
+
+@pytest.mark.parametrize("helm", ["helm3", "helm4"])
+def test_uninstall_after_helm_test_leaves_only_the_kept_spaces(sandbox: Sandbox, helm: str) -> None:
+    namespace, release = unique(f"leftover-{helm}"), "ks-its"
+    name = unique("lo")
+    install(sandbox, helm, release, namespace, [{"name": name}])
+    tested = sandbox.helm(helm, "test", release, "--namespace", namespace, "--timeout", "120s", check=False)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    # The test's credentials are gone as soon as the test is over; its pod stays for --logs.
+    test_sa = sandbox.kubectl("get", "serviceaccount", f"{release}-test", "-n", namespace, check=False)
+    assert test_sa.returncode != 0 and "NotFound" in test_sa.stderr
+    assert sandbox.kubectl("get", "pod", f"{release}-test", "-n", namespace, check=False).returncode == 0
+    sandbox.helm(helm, "uninstall", release, "--namespace", namespace, "--wait")
+    # The pre-delete cleanup hook deleted the hook Job and the test pod; their pods go with the Job.
+    assert wait_until("nothing of the release but its spaces", lambda: left_of(sandbox, release, namespace) == [],
+                      shown=lambda: left_of(sandbox, release, namespace))
+    assert_ready_its(sandbox, name)
+
+
+def test_a_failed_atomic_install_leaves_no_hook_job_running(sandbox: Sandbox) -> None:
+    namespace, release, stuck = unique("atomic"), "ks-its", unique("at")
+    sandbox.set_faults(stuck, never_ready=True)
+    try:
+        result = install(sandbox, "helm3", release, namespace, [{"name": stuck}], "--atomic", "--timeout", "45s",
+                         check=False)
+        assert result.returncode != 0
+        assert wait_until("nothing of the release but its spaces", lambda: left_of(sandbox, release, namespace) == [],
+                      shown=lambda: left_of(sandbox, release, namespace))
+        jobs = client.BatchV1Api(sandbox.api).list_namespaced_job(namespace).items
+        assert jobs == []
+    finally:
+        sandbox.clear_faults(stuck)
+        sandbox.delete_controlplane(stuck)
+
+
+def test_releases_whose_names_differ_past_the_cut_do_not_collide(sandbox: Sandbox) -> None:
+    namespace = unique("longnames")
+    base = "platform-team-kubestellar-inventory-spaces"
+    for suffix in ("east", "west"):
+        result = install(sandbox, "helm3", f"{base}-{suffix}", namespace, [{"name": unique(f"ln-{suffix}")}],
+                         check=False)
+        assert result.returncode == 0, result.stderr
+    jobs = sorted(job.metadata.name for job in client.BatchV1Api(sandbox.api).list_namespaced_job(namespace).items)
+    assert len(jobs) == 2 and jobs[0] != jobs[1]
+    for suffix in ("east", "west"):
+        sandbox.helm("helm3", "uninstall", f"{base}-{suffix}", "--namespace", namespace, "--wait")
+
+
+def test_a_kept_its_moves_to_another_release_as_the_readme_says(sandbox: Sandbox) -> None:
+    first_ns, second_ns, name = unique("move-from"), unique("move-to"), unique("mv")
+    install(sandbox, "helm3", "ks-its", first_ns, [{"name": name}])
+    uid = (sandbox.controlplane(name) or {})["metadata"]["uid"]
+    sandbox.helm("helm3", "uninstall", "ks-its", "--namespace", first_ns, "--wait")
+    refused = install(sandbox, "helm3", "ks-its", second_ns, [{"name": name}], check=False)
+    assert refused.returncode != 0 and "invalid ownership metadata" in refused.stderr
+    readme = (CHART.parent / "README.md").read_text()
+    block = re.search(r"<!-- move-its:start -->\n```sh\n(.*?)```\n<!-- move-its:end -->", readme, re.DOTALL)
+    assert block, "README.md has no move-its block"
+    script = block.group(1).replace("its1", name).replace("NEW_RELEASE", "ks-its").replace("NEW_NAMESPACE", second_ns)
+    sandbox.run("bash", "-euo", "pipefail", "-c", script)
+    install(sandbox, "helm3", "ks-its", second_ns, [{"name": name}])
+    assert (sandbox.controlplane(name) or {})["metadata"]["uid"] == uid
+    assert_ready_its(sandbox, name)
+    sandbox.helm("helm3", "uninstall", "ks-its", "--namespace", second_ns, "--wait")
+
+
+def notes_commands(notes: str) -> list[str]:
+    """Every command line NOTES prints (continuations joined), in order."""
+    commands, current = [], ""
+    for line in notes.splitlines():
+        text = line.strip()
+        if current:
+            current += " " + text.rstrip("\\").strip()
+            if not text.endswith("\\"):
+                commands.append(current)
+                current = ""
+        elif text.startswith(("kubectl ", "helm ")):
+            if text.endswith("\\"):
+                current = text.rstrip("\\").strip()
+            else:
+                commands.append(text)
+    return commands
+
+
+def test_every_command_notes_prints_runs_as_printed(sandbox: Sandbox, tmp_path: Path) -> None:
+    namespace, release = unique("notes"), "ks-its"
+    itses = three_types(sandbox, namespace, "nt")
+    result = install(sandbox, "helm3", release, namespace, itses)
+    notes = result.stdout.split("NOTES:", 1)[1]
+    commands = notes_commands(notes)
+    # The state, the logs, the test, and one pair of commands per vcluster space (host: one command).
+    assert len(commands) == 3 + 2 + 1, commands
+    for command in commands:
+        ran = sandbox.run("bash", "-o", "pipefail", "-c", f"cd {shlex.quote(str(tmp_path))} && {command}", check=False)
+        assert ran.returncode == 0, f"{command}\n{ran.stdout}\n{ran.stderr}"
+    listed = sandbox.run("bash", "-c", commands[0]).stdout
+    assert all(its["name"] in listed for its in itses) and listed.count("Ready") >= 3
+    sandbox.helm("helm3", "uninstall", release, "--namespace", namespace, "--wait")
+
+
+def test_the_packaged_chart_has_its_readme(sandbox: Sandbox, tmp_path: Path) -> None:
+    packaged = sandbox.helm("helm3", "package", str(CHART), "--destination", str(tmp_path)).stdout
+    archive = re.search(r"saved it to: (\S+)", packaged)
+    assert archive, packaged
+    readme = sandbox.helm("helm3", "show", "readme", archive.group(1)).stdout
+    assert "## Values" in readme and "| `ITSes` |" in readme
+    listing = subprocess.run(["tar", "-tzf", archive.group(1)], capture_output=True, text=True, check=True).stdout
+    assert "kubestellar-its/tests/" not in listing  # the helm-unittest suites are not shipped
+    values = yaml.safe_load(sandbox.helm("helm3", "show", "values", archive.group(1)).stdout)
+    assert json.dumps(values["ITSes"]) == "[]"
