@@ -12,7 +12,7 @@ export PATH := $(BIN):$(VENV)/bin:$(PATH)
 SANDBOX := $(CURDIR)/.cache/sandbox
 PYTEST_ARGS ?=
 
-.PHONY: help tools venv sandbox-up sandbox-down lint docs docs-check unit-chart unit-py integration test demo demo-down bench
+.PHONY: help tools venv image images sandbox-up sandbox-down lint docs docs-check unit-chart unit-py integration test demo demo-down bench
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -28,7 +28,13 @@ $(VENV)/.stamp: hooks/requirements-dev.txt hooks/constraints.txt hooks/pyproject
 
 venv: $(VENV)/.stamp ## Create the virtualenv with pinned packages
 
-sandbox-up: tools venv ## Start the sandbox (admin kubeconfig: .cache/sandbox/kubeconfig)
+image: tools ## Build the hook image from hooks/Dockerfile on bases made of Debian packages (.cache/images)
+	@bash ci/images.sh hook
+
+images: tools ## Build the hook image and the sandbox's images (pause, OCM's hub and klusterlet, a shell)
+	@bash ci/images.sh all
+
+sandbox-up: images venv ## Start the sandbox (admin kubeconfig: .cache/sandbox/kubeconfig)
 	@$(PY) -m tests.sandbox up --dir $(SANDBOX)
 
 sandbox-down: venv ## Stop the sandbox and remove its files
@@ -56,7 +62,7 @@ unit-chart: tools ## helm-unittest suites in chart/tests, with helm 3 and helm 4
 unit-py: venv ## Python unit tests of the hook package
 	@$(PY) -m pytest hooks/tests -q $(PYTEST_ARGS)
 
-integration: tools venv ## Integration suite on a sandbox of its own
+integration: images venv ## Integration suite on a sandbox of its own
 	@$(PY) -m pytest tests -q -p no:cacheprovider $(PYTEST_ARGS)
 
 test: ## Lint, chart unit tests, Python unit tests, integration suite: stops at the first broken layer
@@ -67,11 +73,11 @@ test: ## Lint, chart unit tests, Python unit tests, integration suite: stops at 
 	$(MAKE) --no-print-directory integration; \
 	echo $$(( $$(date +%s) - start )) > .cache/make-test-seconds  # for make bench
 
-demo: tools venv ## Start the sandbox and install three ITSes with the real helm command
+demo: images venv ## Start the sandbox and install three ITSes with the real helm command
 	@$(PY) -m tests.demo up --dir $(SANDBOX)
 
 demo-down: venv ## Stop the demo's sandbox
 	@$(PY) -m tests.sandbox down --dir $(SANDBOX)
 
-bench: tools venv ## Run the benchmarks; writes bench/results.json and bench/results.md
+bench: images venv ## Run the benchmarks; writes bench/results.json and bench/results.md
 	@$(PY) -m bench --out bench

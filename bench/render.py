@@ -8,8 +8,10 @@ import time
 from typing import Any
 
 from bench.stats import linear_fit, median
-from tests.harness import CHART, HOOK, Sandbox
-from tests.sandbox.servers import BIN
+from tests.harness import CHART, Sandbox
+from tests.sandbox.servers import BIN, REPO
+
+HOOK = REPO / ".venv" / "bin" / "ks-its-hook"
 
 REPEATS = 3
 

@@ -8,17 +8,12 @@ Helm hooks would bring ITSes up one after another; `serial_estimate_s` is n time
 from __future__ import annotations
 
 import json
-import subprocess
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 from ks_its_hooks import USER_AGENT
-from kubernetes import client
 
-from tests.harness import CHART, HOOK, MUTATING, SERVER_SELF, Sandbox
-from tests.sandbox.kubelet import wait_with_usage
+from tests.harness import CHART, MUTATING, SERVER_SELF, PodUsage, Sandbox
 
 READ_VERBS = {"get", "list", "watch"}
 
@@ -27,12 +22,15 @@ def names(count: int) -> list[str]:
     return [f"scale{count}-{index}" for index in range(count)]
 
 
-def helm_install(sandbox: Sandbox, release: str, namespace: str, itses: list[dict[str, Any]]) -> float:
+def helm_install(sandbox: Sandbox, release: str, namespace: str, itses: list[dict[str, Any]],
+                 *extra: str) -> tuple[float, PodUsage]:
+    """The user's command; returns its wall time and what its hook pods used (their cgroups)."""
     started = time.monotonic()
-    sandbox.helm("helm3", "upgrade", "--install", release, str(CHART), "--namespace", namespace, "--create-namespace",
-                 "--wait", "--timeout", "30m", "--set-json", f"ITSes={json.dumps(itses)}",
-                 "--set", "its.keepSpaces=false", timeout=1900)
-    return time.monotonic() - started
+    with PodUsage(sandbox, namespace, f"batch.kubernetes.io/job-name={release}-hook") as usage:
+        sandbox.helm("helm3", "upgrade", "--install", release, str(CHART), "--namespace", namespace,
+                     "--create-namespace", "--wait", "--timeout", "30m", *sandbox.image_values(),
+                     "--set-json", f"ITSes={json.dumps(itses)}", "--set", "its.keepSpaces=false", *extra, timeout=1900)
+    return time.monotonic() - started, usage
 
 
 def api_calls(sandbox: Sandbox, since: float, hook_user: str, spaces: list[str]) -> dict[str, int]:
@@ -45,28 +43,13 @@ def api_calls(sandbox: Sandbox, since: float, hook_user: str, spaces: list[str])
     return {"mutating": sum(e["verb"] in MUTATING for e in events), "read": sum(e["verb"] in READ_VERBS for e in events)}
 
 
-def pod_usage(sandbox: Sandbox, namespace: str, release: str) -> list[dict[str, Any]]:
-    pods = sandbox.root / "logs" / "pods"
-    return [json.loads(path.read_text()) for path in sorted(pods.glob(f"{namespace}_{release}-hook-*.rusage.json"))]
-
-
-def one_process_rss_mb(sandbox: Sandbox, namespace: str, release: str) -> dict[str, float]:
-    """All ITSes of the release in one hook process (what one pod does with hook.maxParallelPods=1),
-    with the hook pod's environment: start-up to exit of `install` over spaces that are ready, peak
-    RSS from wait4."""
-    config = sandbox.core.read_namespaced_config_map(f"{release}-its-config", namespace)
-    job = client.BatchV1Api(sandbox.api).read_namespaced_job(f"{release}-hook", namespace)
-    pod_env = {var.name: var.value for var in job.spec.template.spec.containers[0].env or [] if var.value is not None}
-    with tempfile.TemporaryDirectory() as scratch:
-        path = Path(scratch) / "its.json"
-        path.write_text(config.data["its.json"])
-        started = time.monotonic()
-        proc = subprocess.Popen([str(HOOK), "install", "--config", str(path), "--shards", "1", "--index", "0"],
-                                env=sandbox.env(**pod_env), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        usage = wait_with_usage(proc)
-        if proc.returncode != 0:
-            raise RuntimeError(f"the one-process hook run exited {proc.returncode}")
-        return {"peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "wall_s": round(time.monotonic() - started, 2)}
+def one_pod(sandbox: Sandbox, namespace: str, release: str, itses: list[dict[str, Any]]) -> dict[str, float]:
+    """All ITSes of the release in one hook pod (hook.maxParallelPods=1) over spaces that are ready:
+    the pod's memory peak and CPU time."""
+    wall, usage = helm_install(sandbox, release, namespace, itses, "--set", "hook.maxParallelPods=1")
+    (peak,) = usage.peak_bytes.values()
+    return {"peak_mb": round(peak / 2**20, 1), "cpu_s": round(sum(usage.cpu_seconds.values()), 2),
+            "wall_s": round(wall, 2)}
 
 
 def wait_gone(sandbox: Sandbox, spaces: list[str], timeout: float = 300) -> None:
@@ -88,14 +71,13 @@ def run(sandbox: Sandbox, counts: list[int], delay: float, cost_count: int, log:
             spaces = names(count)
             itses = [{"name": name} for name in spaces]
             since = time.time()
-            wall = helm_install(sandbox, release, namespace, itses)
+            wall, usage = helm_install(sandbox, release, namespace, itses)
             result["wall_s"][str(count)] = round(wall, 2)
             result["beyond_delay_s"][str(count)] = round(wall - delay, 2)
             result["serial_estimate_s"][str(count)] = round(count * result["wall_s"][str(counts[0])], 1)
-            usage = pod_usage(sandbox, namespace, release)
             result["hook_pods"][str(count)] = {
-                "pods": len(usage), "peak_rss_mb": round(max(u["max_rss_kb"] for u in usage) / 1024, 1),
-                "cpu_s": round(sum(u["cpu_s"] for u in usage), 2)}
+                "pods": len(usage.peak_bytes), "peak_mb": round(max(usage.peak_bytes.values()) / 2**20, 1),
+                "cpu_s": round(sum(usage.cpu_seconds.values()), 2)}
             log(f"scale {count}: helm upgrade --install --wait took {wall:.1f}s ({wall - delay:.1f}s beyond D={delay}s)")
             hook_user = f"system:serviceaccount:{namespace}:{release}-hook"
             if count == cost_count:
@@ -112,8 +94,8 @@ def run(sandbox: Sandbox, counts: list[int], delay: float, cost_count: int, log:
                     "noop_rerun": {k: round(v / count, 1) for k, v in rerun.items()}}
                 log(f"api calls per ITS: {result['api_calls_per_its']}")
             if count == counts[-1]:
-                result["one_process"] = {"its_count": count, **one_process_rss_mb(sandbox, namespace, release)}
-                log(f"one hook process over {count} ITSes: {result['one_process']}")
+                result["one_pod"] = {"its_count": count, **one_pod(sandbox, namespace, release, itses)}
+                log(f"one hook pod over {count} ITSes: {result['one_pod']}")
             sandbox.helm("helm3", "uninstall", release, "--namespace", namespace, "--wait", "--timeout", "10m",
                          timeout=700)
             wait_gone(sandbox, spaces)

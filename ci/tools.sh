@@ -24,8 +24,10 @@ mkdir -p "$bin" "$logs" "$work"
 
 fail() { echo "tools: $1 failed; log: $2" >&2; exit 1; }
 
-is_current() { # name version
-  [[ -x "$bin/$1" && -f "$bin/.$1.version" && "$(cat "$bin/.$1.version")" == "$2" ]]
+is_current() { # name (a path under .cache/bin) version
+  local stamp
+  stamp="$(dirname "$bin/$1")/.$(basename "$1").version"
+  [[ -x "$bin/$1" && -f "$stamp" && "$(cat "$stamp")" == "$2" ]]
 }
 
 # build NAME MODULE VERSION PACKAGE LDFLAGS [REPLACE...]
@@ -61,9 +63,12 @@ install() {
 
 # --- Kubernetes: kube-apiserver and kubectl from k8s.io/kubernetes, with its staging modules
 # replaced by their published versions (v1.X.Y -> v0.X.Y).
+K8S_COMMANDS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
+
 k8s_tools() {
-  is_current kube-apiserver "$KUBERNETES_VERSION" && is_current kube-controller-manager "$KUBERNETES_VERSION" \
-    && is_current kubectl "$KUBERNETES_VERSION" && return 0
+  local name all=1
+  for name in "${K8S_COMMANDS[@]}"; do is_current "$name" "$KUBERNETES_VERSION" || all=0; done
+  [[ $all == 1 ]] && return 0
   local log="$logs/kubernetes-mod.log" gomod staging minor replaces=()
   gomod=$(go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" 2>"$log" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p') \
     || fail "downloading k8s.io/kubernetes $KUBERNETES_VERSION" "$log"
@@ -77,13 +82,49 @@ k8s_tools() {
     ver_flags+=" -X $p.gitVersion=$KUBERNETES_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor"
     ver_flags+=" -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
   done
-  build kube-apiserver k8s.io/kubernetes "$KUBERNETES_VERSION" k8s.io/kubernetes/cmd/kube-apiserver \
-    "-s -w $ver_flags" "${replaces[@]}"
-  # The real Job, namespace, garbage-collector and serviceaccount controllers: only the kubelet is stood in for.
-  build kube-controller-manager k8s.io/kubernetes "$KUBERNETES_VERSION" k8s.io/kubernetes/cmd/kube-controller-manager \
-    "-s -w $ver_flags" "${replaces[@]}"
-  build kubectl k8s.io/kubernetes "$KUBERNETES_VERSION" k8s.io/kubernetes/cmd/kubectl \
-    "-s -w $ver_flags" "${replaces[@]}"
+  # One recipe and one build cache for every command: the second and later ones mostly link.
+  for name in "${K8S_COMMANDS[@]}"; do
+    build "$name" k8s.io/kubernetes "$KUBERNETES_VERSION" "k8s.io/kubernetes/cmd/$name" "-s -w $ver_flags" "${replaces[@]}"
+  done
+}
+
+# --- The pause container: upstream's C program from the same module, static, as upstream builds it.
+pause_binary() {
+  is_current pause "$PAUSE_VERSION" && return 0
+  local log="$logs/pause.log" dir
+  dir=$(go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" 2>"$log" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+  echo "tools: building pause $PAUSE_VERSION (log: $log)"
+  { gcc -Os -Wall -Werror -static -DVERSION="v$PAUSE_VERSION" -o "$bin/pause" "$dir/build/pause/linux/pause.c" \
+      && strip "$bin/pause"; } >>"$log" 2>&1 || fail "building pause $PAUSE_VERSION" "$log"
+  echo "$PAUSE_VERSION" >"$bin/.pause.version"
+}
+
+# --- CoreDNS for the sandbox's cluster DNS, with the plugins it uses (ci/coredns/main.go).
+coredns() {
+  is_current coredns "$COREDNS_VERSION" && return 0
+  local dir="$work/coredns" log="$logs/coredns.log"
+  echo "tools: building coredns $COREDNS_VERSION (log: $log)"
+  rm -rf "$dir" && mkdir -p "$dir" && cp "$root/ci/coredns/main.go" "$dir/"
+  (cd "$dir" && go mod init local.build/coredns && go mod edit -require="github.com/coredns/coredns@$COREDNS_VERSION" \
+    && go build -mod=mod -trimpath -ldflags "-s -w" -o "$bin/coredns" .) >"$log" 2>&1 \
+    || fail "building coredns $COREDNS_VERSION" "$log"
+  echo "$COREDNS_VERSION" >"$bin/.coredns.version"
+}
+
+# --- OCM's hub and klusterlet commands (the images clusteradm installs), in .cache/bin/ocm/.
+# The module ships vendor/modules.txt only: build it as a dependency of a throw-away module.
+OCM_COMMANDS=(registration-operator registration work placement addon)
+
+ocm() {
+  is_current ocm/registration-operator "$OCM_VERSION" && return 0
+  local dir="$work/ocm" log="$logs/ocm.log" pkgs=() name
+  for name in "${OCM_COMMANDS[@]}"; do pkgs+=("open-cluster-management.io/ocm/cmd/$name"); done
+  echo "tools: building ocm $OCM_VERSION (log: $log)"
+  rm -rf "$dir" && mkdir -p "$dir" "$bin/ocm"
+  (cd "$dir" && go mod init local.build/ocm && go mod edit -require="open-cluster-management.io/ocm@$OCM_VERSION" \
+    && go build -mod=mod -trimpath -ldflags "-s -w" -o "$bin/ocm/" "${pkgs[@]}") >"$log" 2>&1 \
+    || fail "building ocm $OCM_VERSION" "$log"
+  for name in "${OCM_COMMANDS[@]}"; do echo "$OCM_VERSION" >"$bin/ocm/.$name.version"; done
 }
 
 helm_flags() { # major version
@@ -125,7 +166,11 @@ module_sources() {
 start=$(date +%s)
 # A cold build (empty cache) is timed for `make bench`, which reports when CI gets slow.
 cold=$([[ -z "$(ls -A "$bin" 2>/dev/null)" ]] && echo 1 || echo 0)
+bash "$root/ci/debian.sh"
 k8s_tools
+pause_binary
+coredns
+ocm
 build etcd go.etcd.io/etcd/server/v3 "$ETCD_VERSION" go.etcd.io/etcd/server/v3 "-s -w"
 install helm3 helm.sh/helm/v3 "$HELM3_VERSION" helm.sh/helm/v3/cmd/helm "$(helm_flags 3 "$HELM3_VERSION")"
 install helm4 helm.sh/helm/v4 "$HELM4_VERSION" helm.sh/helm/v4/cmd/helm "$(helm_flags 4 "$HELM4_VERSION")"

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.harness import REPORTS, Sandbox
+from tests.harness import HOOK_RUNNER, REPORTS, Sandbox
 from tests.sandbox.kube import api_client
 from tests.sandbox.servers import REPO
 from tests.sandbox.supervisor import down, up
@@ -29,21 +28,39 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     root = REPO / ".cache" / f"sandbox-test-{os.getpid()}"
-    up(root)
+    # The sandbox ends when this process does, however it ends (Ctrl-C, SIGKILL, a CI timeout).
+    lifeline, keep = os.pipe()
+    up(root, lifeline=lifeline)
+    os.close(lifeline)
     try:
         yield Sandbox(root, api_client((root / "kubeconfig").read_text()), tmp_path_factory.mktemp("helm"))
     finally:
         down(root)
+        os.close(keep)
 
 
 @pytest.fixture
-def hook_runner(sandbox: Sandbox, tmp_path: Path) -> Path:
-    """A kubeconfig of ServiceAccount default/hook-runner (cluster-admin), so the hook's own
-    requests can be told apart in the audit log."""
-    sandbox.kubectl("create", "serviceaccount", "hook-runner", "-n", "default", check=False)
-    sandbox.kubectl("create", "clusterrolebinding", "hook-runner", "--clusterrole=cluster-admin",
-                    "--serviceaccount=default:hook-runner", check=False)
-    return sandbox.token_kubeconfig(tmp_path / "hook-runner.kubeconfig", "default", "hook-runner")
+def hook_runner(sandbox: Sandbox) -> str:
+    """ServiceAccount default/hook-runner (cluster-admin), so the hook's own requests can be told
+    apart in the audit log."""
+    sandbox.kubectl("create", "serviceaccount", HOOK_RUNNER, "-n", "default", check=False)
+    sandbox.kubectl("create", "clusterrolebinding", HOOK_RUNNER, "--clusterrole=cluster-admin",
+                    f"--serviceaccount=default:{HOOK_RUNNER}", check=False)
+    return HOOK_RUNNER
+
+
+@pytest.fixture(autouse=True)
+def delete_its_controlplanes(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every test tears down what it started: the ControlPlanes it made (their spaces, each an API
+    server, a controller-manager and an OCM hub's pods) are deleted after it."""
+    if "sandbox" not in request.fixturenames:
+        yield
+        return
+    sandbox: Sandbox = request.getfixturevalue("sandbox")
+    before = set(sandbox.controlplane_names())
+    yield
+    for name in sorted(set(sandbox.controlplane_names()) - before):
+        sandbox.delete_controlplane(name)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import os
 import shlex
 import subprocess
@@ -20,45 +21,69 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from tests.sandbox.kube import api_client
-from tests.sandbox.servers import BIN, REPO, StartError
-from tests.sandbox.supervisor import DEFAULT_DIR, up
+from tests.sandbox.servers import BIN, REPO, StartError, yaml_value
+from tests.sandbox.supervisor import DEFAULT_DIR, state, up
 
 NAMESPACE = "kubeflex-system"
 ITSES = '[{"name":"its1"},{"name":"its2","type":"host"},{"name":"its3","type":"external"}]'
-# Verbatim the command README.md shows for a real cluster.
-COMMAND = ["helm", "upgrade", "--install", "ks-its", "./chart", "--namespace", NAMESPACE, "--create-namespace", "--wait",
-           "--timeout", "15m", "--set-json", f"ITSes={ITSES}"]
+CHART_VERSION = yaml_value(REPO / "chart" / "Chart.yaml", "version")
+
+
+def user_command(registry: str, ca_file: str) -> list[str]:
+    """What a user of a private registry runs, as upstream's README shows its OCI chart: the chart,
+    the hook image and OCM's images all from that registry."""
+    return ["helm", "upgrade", "--install", "ks-its", f"oci://{registry}/charts/kubestellar-its",
+            "--version", CHART_VERSION, "--ca-file", ca_file, "--namespace", NAMESPACE, "--create-namespace",
+            "--wait", "--timeout", "15m", "--set", f"global.imageRegistry={registry}",
+            "--set", f"ocm.imageRegistry={registry}/open-cluster-management", "--set-json", f"ITSes={ITSES}"]
 
 
 def say(text: str) -> None:
     print(text, flush=True)
 
 
-def bootstrap_secret(core: client.CoreV1Api, root: Path) -> None:
-    """What a user does first for an external ITS: a Secret with the cluster's kubeconfig.
-    KubeFlex deletes it after adoption, so a second demo finds admin-kubeconfig instead."""
+def bootstrap_secret(core: client.CoreV1Api, root: Path, env: dict[str, str]) -> None:
+    """What a user does first for an external ITS: a Secret with the cluster's kubeconfig, valid
+    inside the hosting cluster. KubeFlex deletes it after adoption, so a second demo finds
+    admin-kubeconfig instead."""
     try:
         core.read_namespaced_secret("admin-kubeconfig", "its3-system")
         return
     except ApiException as err:
         if err.status != 404:
             raise
-    env = {**os.environ, "KUBECONFIG": str(root / "kubeconfig")}
     subprocess.run([str(BIN / "kubectl"), "create", "namespace", NAMESPACE], env=env, capture_output=True, check=False)
     subprocess.run([str(BIN / "kubectl"), "create", "secret", "generic", "its3-bootstrap", "-n", NAMESPACE,
-                    f"--from-file=kubeconfig-incluster={root / 'external.kubeconfig'}"],
+                    f"--from-file=kubeconfig-incluster={root / 'external-incluster.kubeconfig'}"],
                    env=env, capture_output=True, check=False)
 
 
-def follow_hook_logs(root: Path, stop: threading.Event) -> None:
-    """Progress while helm waits: the hook pods' log lines as they come."""
-    seen: dict[Path, int] = {}
-    while not stop.wait(0.3):
-        for path in sorted((root / "logs" / "pods").glob(f"{NAMESPACE}_ks-its-hook-*.log")):
-            lines = path.read_text(errors="replace").splitlines()
-            for line in lines[seen.get(path, 0):]:
-                say(f"  | {line}")
-            seen[path] = len(lines)
+def publish_chart(env: dict[str, str], registry: str, ca_file: str, workdir: Path) -> None:
+    """helm package and helm push, as a release of the chart does (make release)."""
+    packaged = subprocess.run([str(BIN / "helm"), "package", str(REPO / "chart"), "--destination", str(workdir)],
+                              env=env, capture_output=True, text=True, check=True).stdout
+    archive = packaged.rsplit(": ", 1)[1].strip()
+    subprocess.run([str(BIN / "helm"), "push", archive, f"oci://{registry}/charts", "--ca-file", ca_file],
+                   env=env, capture_output=True, text=True, check=True)
+
+
+def follow_hook_logs(core: client.CoreV1Api, stop: threading.Event) -> None:
+    """Progress while helm waits: each hook pod's log lines as they come."""
+    followed: set[str] = set()
+
+    def follow(pod: str) -> None:
+        with contextlib.suppress(Exception):
+            stream = core.read_namespaced_pod_log(pod, NAMESPACE, follow=True, _preload_content=False)
+            for raw in stream.stream(decode_content=True):
+                for line in raw.decode(errors="replace").splitlines():
+                    say(f"  | {line}")
+
+    while not stop.wait(0.5):
+        with contextlib.suppress(ApiException):
+            for pod in core.list_namespaced_pod(NAMESPACE, label_selector="batch.kubernetes.io/job-name=ks-its-hook").items:
+                if pod.metadata.name not in followed and pod.status.phase in ("Running", "Succeeded", "Failed"):
+                    followed.add(pod.metadata.name)
+                    threading.Thread(target=follow, args=(pod.metadata.name,), daemon=True).start()
 
 
 def condition(obj: dict[str, Any], cond_type: str) -> str:
@@ -66,6 +91,16 @@ def condition(obj: dict[str, Any], cond_type: str) -> str:
         if cond.get("type") == cond_type:
             return str(cond.get("status"))
     return "-"
+
+
+def space_kubeconfig(core: client.CoreV1Api, cp: dict[str, Any], root: Path) -> str:
+    """A kubeconfig of the space for use on this machine."""
+    if cp["spec"]["type"] == "host":
+        return (root / "kubeconfig").read_text()
+    if cp["spec"]["type"] == "external":
+        return (root / "external.kubeconfig").read_text()
+    secret = core.read_namespaced_secret("vc-vcluster", f"{cp['metadata']['name']}-system")
+    return base64.b64decode(secret.data["config"]).decode()
 
 
 def its_row(custom: client.CustomObjectsApi, core: client.CoreV1Api, name: str, root: Path) -> tuple[list[str], bool]:
@@ -79,8 +114,7 @@ def its_row(custom: client.CustomObjectsApi, core: client.CoreV1Api, name: str, 
         done = time.mktime(time.strptime(annotations["its.kubestellar.io/status-time"], "%Y-%m-%dT%H:%M:%SZ"))
         took = f"{done - created:.0f}s"
     if ready:
-        ref = cp["status"]["secretRef"]
-        text = base64.b64decode(core.read_namespaced_secret(ref["name"], ref["namespace"]).data[ref["inClusterKey"]]).decode()
+        text = space_kubeconfig(core, cp, root)
         path = root / f"{name}.kubeconfig"
         path.write_text(text)
         path.chmod(0o600)
@@ -112,19 +146,25 @@ def main() -> int:
     except StartError as err:
         print(f"demo: sandbox: {err}", file=sys.stderr)
         return 1
+    current = state(root) or {}
+    registry, ca_file = current["registry"], current["registry_ca"]
     api = api_client((root / "kubeconfig").read_text())
     core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
-    bootstrap_secret(core, root)
-    say(f"demo: export KUBECONFIG={root / 'kubeconfig'}")
-    say(f"demo: {shlex.join(COMMAND)}")
-    stop = threading.Event()
-    follower = threading.Thread(target=follow_hook_logs, args=(root, stop), daemon=True)
-    follower.start()
-    started = time.monotonic()
     env = {**os.environ, "KUBECONFIG": str(root / "kubeconfig"), "PATH": f"{BIN}:{os.environ['PATH']}",
            "HELM_CACHE_HOME": str(root / "helm-cache"), "HELM_CONFIG_HOME": str(root / "helm-config"),
            "HELM_DATA_HOME": str(root / "helm-data")}
-    result = subprocess.run(COMMAND, cwd=REPO, env=env, capture_output=True, text=True, check=False)
+    publish_chart(env, registry, ca_file, root)
+    say(f"demo: the chart is in the sandbox's registry, oci://{registry}/charts/kubestellar-its {CHART_VERSION}, "
+        "with the hook image and OCM's images")
+    bootstrap_secret(core, root, env)
+    command = user_command(registry, ca_file)
+    say(f"demo: export KUBECONFIG={root / 'kubeconfig'}")
+    say(f"demo: {shlex.join(command)}")
+    stop = threading.Event()
+    follower = threading.Thread(target=follow_hook_logs, args=(core, stop), daemon=True)
+    follower.start()
+    started = time.monotonic()
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, check=False)
     time.sleep(0.5)
     stop.set()
     follower.join()
@@ -144,7 +184,7 @@ def main() -> int:
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     for row in rows:
         say("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
-    say("\nUse a space with kubectl (its in-cluster kubeconfig, which the sandbox points at 127.0.0.1):")
+    say("\nUse a space with kubectl (a kubeconfig for use on this machine):")
     for name in ("its1", "its2", "its3"):
         if (root / f"{name}.kubeconfig").exists():
             say(f"  kubectl --kubeconfig {root / (name + '.kubeconfig')} get managedclusters,namespaces")

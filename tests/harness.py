@@ -4,9 +4,11 @@ helm, objects, audit log), hook runs, and the checks of a ready ITS. conftest.py
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import subprocess
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -16,12 +18,13 @@ from typing import Any
 import yaml
 from kubernetes import client
 
+from tests.sandbox.host import Host
 from tests.sandbox.kube import api_client
 from tests.sandbox.kubeflex import FAULTS_NAME, FAULTS_NAMESPACE
-from tests.sandbox.servers import BIN, REPO, kubeconfig
+from tests.sandbox.servers import BIN, REPO, kubeconfig, yaml_value
 
 CHART = REPO / "chart"
-HOOK = REPO / ".venv" / "bin" / "ks-its-hook"
+APP_VERSION = yaml_value(CHART / "Chart.yaml", "appVersion")
 MUTATING = {"create", "update", "patch", "delete", "deletecollection"}
 
 
@@ -36,6 +39,7 @@ class Sandbox:
         self.hosting_audit = self.root / "apiservers" / "hosting" / "audit.log"
         self.core = client.CoreV1Api(self.api)
         self.custom = client.CustomObjectsApi(self.api)
+        self.state: dict[str, Any] = json.loads((self.root / "state.json").read_text())
 
     @property
     def kubeconfig(self) -> Path:
@@ -43,7 +47,30 @@ class Sandbox:
 
     @property
     def external_kubeconfig(self) -> Path:
+        """The external cluster from the machine (through the relay)."""
         return self.root / "external.kubeconfig"
+
+    @property
+    def external_incluster_kubeconfig(self) -> Path:
+        """The external cluster from inside the hosting cluster: what a bootstrap Secret holds."""
+        return self.root / "external-incluster.kubeconfig"
+
+    @property
+    def registry(self) -> str:
+        return str(self.state["registry"])
+
+    @property
+    def hook_image(self) -> str:
+        return f"{self.registry}/kubestellar/ks-its-hooks:{APP_VERSION}"
+
+    @property
+    def ocm_registry(self) -> str:
+        """Where the sandbox's registry holds OCM's images: every install uses it (the air-gapped path)."""
+        return f"{self.registry}/open-cluster-management"
+
+    def image_values(self) -> list[str]:
+        """What a user of a private registry sets: every image of the chart and of OCM from there."""
+        return ["--set", f"global.imageRegistry={self.registry}", "--set", f"ocm.imageRegistry={self.ocm_registry}"]
 
     def env(self, **extra: str) -> dict[str, str]:
         return {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PATH": f"{BIN}:{os.environ['PATH']}",
@@ -77,6 +104,10 @@ class Sandbox:
                 return None
             raise
 
+    def controlplane_names(self) -> list[str]:
+        listed = self.custom.list_cluster_custom_object("tenancy.kflex.kubestellar.org", "v1alpha1", "controlplanes")
+        return [item["metadata"]["name"] for item in listed["items"]]
+
     def create_controlplane(self, name: str, cp_type: str, bootstrap: dict[str, str] | None = None) -> None:
         spec: dict[str, Any] = {"type": cp_type}
         if bootstrap:
@@ -91,15 +122,20 @@ class Sandbox:
     def create_bootstrap_secret(self, name: str, namespace: str, key: str = "kubeconfig-incluster") -> None:
         self.kubectl("create", "namespace", namespace, check=False)
         self.kubectl("create", "secret", "generic", name, "-n", namespace,
-                     f"--from-file={key}={self.external_kubeconfig}")
+                     f"--from-file={key}={self.external_incluster_kubeconfig}")
 
     def space_api(self, name: str) -> client.ApiClient:
-        """A client for a space, from the in-cluster kubeconfig KubeFlex wrote."""
+        """A client for a space from the machine: a vcluster's through the kubeconfig KubeFlex writes
+        for use outside the hosting cluster; a host ITS is the hosting cluster; an external one the
+        external cluster."""
         cp = self.controlplane(name)
         assert cp is not None
-        ref = cp["status"]["secretRef"]
-        secret = self.core.read_namespaced_secret(ref["name"], ref["namespace"])
-        return api_client(base64.b64decode(secret.data[ref["inClusterKey"]]).decode())
+        if cp["spec"]["type"] == "host":
+            return self.api
+        if cp["spec"]["type"] == "external":
+            return api_client(self.external_kubeconfig.read_text())
+        secret = self.core.read_namespaced_secret("vc-vcluster", f"{name}-system")
+        return api_client(base64.b64decode(secret.data["config"]).decode())
 
     def set_faults(self, key: str, **faults: Any) -> None:
         patch = {"data": {key: json.dumps(faults)}}
@@ -125,7 +161,9 @@ class Sandbox:
         return events
 
     def space_audit_log(self, name: str) -> Path:
-        return self.root / "apiservers" / f"space-{name}" / "audit.log"
+        cp = self.controlplane(name) or {}
+        server = {"host": "hosting", "external": "external"}.get((cp.get("spec") or {}).get("type", ""), f"space-{name}")
+        return self.root / "apiservers" / server / "audit.log"
 
     def token_kubeconfig(self, path: Path, namespace: str, service_account: str) -> Path:
         """A kubeconfig with a token of a ServiceAccount: requests are made, and audited, as that account."""
@@ -156,10 +194,13 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:6]}"
 
 
-HOOK_RUNNER_USER = "system:serviceaccount:default:hook-runner"
+# A ServiceAccount with cluster-admin, so that the hook's own requests can be told apart in audit logs.
+HOOK_RUNNER = "hook-runner"
+HOOK_RUNNER_USER = f"system:serviceaccount:default:{HOOK_RUNNER}"
 
 
-def its_config(itses: list[dict[str, Any]], deadline: int = 120) -> str:
+def its_config(sandbox: Sandbox, itses: list[dict[str, Any]], deadline: int = 120) -> str:
+    """its.json as the chart renders it for these ITSes (bootstrap Secrets in namespace default)."""
     normalized = []
     for its in itses:
         entry = {"name": its["name"], "type": its.get("type", "vcluster"),
@@ -169,28 +210,129 @@ def its_config(itses: list[dict[str, Any]], deadline: int = 120) -> str:
                                         "key": "kubeconfig-incluster", **its.get("bootstrapSecret", {})}
         normalized.append(entry)
     return json.dumps({"itses": normalized, "deadlineSeconds": deadline,
-                       "ocm": {"imageRegistry": "", "bundleVersion": "default"}})
+                       "ocm": {"imageRegistry": sandbox.ocm_registry, "bundleVersion": "default"}})
 
 
-def hook_argv(tmp_path: Path, itses: list[dict[str, Any]], deadline: int = 120, command: str = "install") -> list[str]:
-    config = tmp_path / f"its-{uuid.uuid4().hex[:6]}.json"
-    config.write_text(its_config(itses, deadline))
-    return [str(HOOK), command, "--config", str(config)]
+@dataclass
+class HookRun:
+    """A finished hook pod, as a finished process: its exit code and its output (the hook logs to stderr)."""
+
+    returncode: int
+    stderr: str
+    reason: str
+    termination_message: str
 
 
-def keep_hook_log(sandbox: Sandbox, output: str) -> None:
+class HookPod:
+    """The hook image run as a pod of the node, as the chart runs it (restricted, read-only root, /tmp
+    an emptyDir), its its.json in a ConfigMap, as ServiceAccount `account` of `namespace`."""
+
+    def __init__(self, sandbox: Sandbox, itses: list[dict[str, Any]], deadline: int = 120, command: str = "install",
+                 account: str = "hook-runner", namespace: str = "default", env: dict[str, str] | None = None,
+                 files: dict[str, str] | None = None, memory_limit: str = "256Mi") -> None:
+        """files: executable files mounted at /opt/extra (a stand-in for a tool, first on PATH)."""
+        self.sandbox = sandbox
+        self.namespace = namespace
+        self.name = unique("hook-run")
+        self.deadline = deadline
+        core = sandbox.core
+        core.create_namespaced_config_map(namespace, client.V1ConfigMap(
+            metadata=client.V1ObjectMeta(name=self.name),
+            data={"its.json": its_config(sandbox, itses, deadline), **(files or {})}))
+        variables = {"TMPDIR": "/tmp", "HOME": "/tmp", "POD_NAMESPACE": namespace, **(env or {})}
+        if files:
+            variables["PATH"] = "/opt/extra:/opt/ks-its/bin:/usr/local/bin:/usr/bin:/bin"
+        pod = {
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": self.name, "namespace": namespace},
+            "spec": {
+                "serviceAccountName": account, "restartPolicy": "Never",
+                "securityContext": {"runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532,
+                                    "seccompProfile": {"type": "RuntimeDefault"}},
+                "containers": [{
+                    "name": "hook", "image": sandbox.hook_image,
+                    "command": ["ks-its-hook", command, "--config", "/etc/ks-its/its.json"],
+                    "env": [{"name": k, "value": v} for k, v in variables.items()],
+                    "terminationMessagePolicy": "FallbackToLogsOnError",
+                    "resources": {"limits": {"memory": memory_limit}},
+                    "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                                        "capabilities": {"drop": ["ALL"]}},
+                    "volumeMounts": [{"name": "config", "mountPath": "/etc/ks-its", "readOnly": True},
+                                     {"name": "tmp", "mountPath": "/tmp"},
+                                     *([{"name": "config", "mountPath": "/opt/extra", "readOnly": True}]
+                                       if files else [])],
+                }],
+                "volumes": [{"name": "config", "configMap": {"name": self.name, "defaultMode": 0o755}},
+                            {"name": "tmp", "emptyDir": {}}],
+            },
+        }
+        core.create_namespaced_pod(namespace, pod)
+
+    def _pod(self) -> Any:
+        return self.sandbox.core.read_namespaced_pod(self.name, self.namespace)
+
+    def read_until(self, marker: str, timeout: float = 180) -> list[str]:
+        """The log lines up to the first that holds marker (the pod is left running)."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if (self._pod().status.phase or "Pending") != "Pending":
+                break
+            time.sleep(0.2)
+        lines: list[str] = []
+        stream = self.sandbox.core.read_namespaced_pod_log(self.name, self.namespace, follow=True,
+                                                           _preload_content=False, _request_timeout=timeout)
+        try:
+            for raw in stream.stream(decode_content=True):
+                for line in raw.decode(errors="replace").splitlines():
+                    lines.append(line)
+                    if marker in line:
+                        return lines
+        finally:
+            stream.release_conn()
+        raise AssertionError(f"the hook never logged {marker!r}:\n" + "\n".join(lines))
+
+    def kill(self) -> None:
+        """SIGKILL, as a killed pod: delete at once, and wait until the node stopped it."""
+        self.sandbox.core.delete_namespaced_pod(self.name, self.namespace, grace_period_seconds=0)
+        end = time.monotonic() + 120
+        while time.monotonic() < end:
+            try:
+                self._pod()
+            except client.exceptions.ApiException as err:
+                if err.status == 404:
+                    break
+                raise
+            time.sleep(0.2)
+        self.sandbox.core.delete_namespaced_config_map(self.name, self.namespace)
+
+    def wait(self) -> HookRun:
+        end = time.monotonic() + self.deadline + 240
+        while time.monotonic() < end:
+            status = self._pod().status
+            container = (status.container_statuses or [None])[0]
+            if status.phase in ("Succeeded", "Failed") and container and container.state.terminated:
+                break
+            time.sleep(0.5)
+        else:
+            raise AssertionError(f"hook pod {self.namespace}/{self.name} did not finish")
+        terminated = container.state.terminated
+        logs = self.sandbox.core.read_namespaced_pod_log(self.name, self.namespace)
+        keep_hook_log(self.sandbox, f"{self.namespace}_{self.name}", logs)
+        self.sandbox.core.delete_namespaced_pod(self.name, self.namespace, grace_period_seconds=0)
+        self.sandbox.core.delete_namespaced_config_map(self.name, self.namespace)
+        return HookRun(returncode=terminated.exit_code, stderr=logs, reason=terminated.reason or "",
+                       termination_message=terminated.message or "")
+
+
+def keep_hook_log(sandbox: Sandbox, name: str, output: str) -> None:
     """Every hook run's output is kept with the pod logs, so the secret scan reads it too."""
     (sandbox.root / "logs" / "pods").mkdir(parents=True, exist_ok=True)
-    with open(sandbox.root / "logs" / "pods" / "direct-hook-runs.log", "a") as handle:
-        handle.write(output)
+    (sandbox.root / "logs" / "pods" / f"{name}.hook.log").write_text(output)
 
 
-def run_hook(sandbox: Sandbox, kubeconfig_path: Path, tmp_path: Path, itses: list[dict[str, Any]],
-             deadline: int = 120, command: str = "install", **env: str) -> subprocess.CompletedProcess[str]:
-    result = sandbox.run(*hook_argv(tmp_path, itses, deadline, command), check=False, timeout=deadline + 60,
-                         KUBECONFIG=str(kubeconfig_path), TMPDIR=str(tmp_path), **env)
-    keep_hook_log(sandbox, result.stdout + result.stderr)
-    return result
+def run_hook(sandbox: Sandbox, itses: list[dict[str, Any]], deadline: int = 120, command: str = "install",
+             **options: Any) -> HookRun:
+    """One hook run to its end, as a pod (see HookPod for the options)."""
+    return HookPod(sandbox, itses, deadline, command, **options).wait()
 
 
 REPORTS: list[str] = []
@@ -230,7 +372,7 @@ def assert_ready_its(sandbox: Sandbox, name: str) -> None:
 def install(sandbox: Sandbox, helm: str, release: str, namespace: str, itses: list[dict[str, Any]],
             *extra: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return sandbox.helm(helm, "upgrade", "--install", release, str(CHART), "--namespace", namespace,
-                        "--create-namespace", "--wait", "--timeout", "300s",
+                        "--create-namespace", "--wait", "--timeout", "300s", *sandbox.image_values(),
                         "--set-json", f"ITSes={json.dumps(itses)}", *extra, check=check)
 
 
@@ -243,3 +385,50 @@ def three_types(sandbox: Sandbox, namespace: str, prefix: str) -> list[dict[str,
 
 def hook_user(namespace: str, release: str) -> str:
     return f"system:serviceaccount:{namespace}:{release}-hook"
+
+
+def working_set(cgroup: Path) -> int:
+    """A memory cgroup's working set, as the kubelet counts it (and evicts by): usage less the inactive
+    page cache, which the kernel reclaims before it kills anything. The cgroup's own high-water mark
+    (memory.max_usage_in_bytes) counts that cache too, so it reaches any limit without harm."""
+    stat = dict(line.split() for line in (cgroup / "memory.stat").read_text().splitlines())
+    return max(0, int((cgroup / "memory.usage_in_bytes").read_text()) - int(stat["total_inactive_file"]))
+
+
+class PodUsage:
+    """The memory peak (working set) and CPU time of each pod matching a label selector, from its
+    cgroups on the node (the kubelet's pod cgroup: every process of the pod, clusteradm runs
+    included), sampled every `interval` until stopped."""
+
+    def __init__(self, sandbox: Sandbox, namespace: str, selector: str, interval: float = 0.1) -> None:
+        self.sandbox, self.namespace, self.selector, self.interval = sandbox, namespace, selector, interval
+        self.peak_bytes: dict[str, int] = {}
+        self.cpu_seconds: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True, name="pod-usage")
+        root = Host(sandbox.root).kubelet_cgroup_root.lstrip("/")
+        self._memory, self._cpu = Path("/sys/fs/cgroup/memory") / root, Path("/sys/fs/cgroup/cpuacct") / root
+
+    def __enter__(self) -> PodUsage:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                pods = self.sandbox.core.list_namespaced_pod(self.namespace, label_selector=self.selector).items
+            except client.exceptions.ApiException:
+                continue
+            for pod in pods:
+                name = pod.metadata.name
+                for cgroup in self._memory.glob(f"kubepods/**/pod{pod.metadata.uid}"):
+                    with contextlib.suppress(OSError, ValueError):
+                        self.peak_bytes[name] = max(working_set(cgroup), self.peak_bytes.get(name, 0))
+                for cgroup in self._cpu.glob(f"kubepods/**/pod{pod.metadata.uid}"):
+                    with contextlib.suppress(OSError, ValueError):
+                        used = int((cgroup / "cpuacct.usage").read_text()) / 1e9
+                        self.cpu_seconds[name] = max(used, self.cpu_seconds.get(name, 0.0))

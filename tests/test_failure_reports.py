@@ -4,11 +4,12 @@ termination messages; and a permanent failure ends the Job at once instead of be
 
 from __future__ import annotations
 
+import re
 import time
 
 from kubernetes import client
 
-from tests.harness import Sandbox, install, unique
+from tests.harness import CHART, Sandbox, install, unique
 
 READINESS_TIMEOUT = 600  # the chart's default: a permanent failure must not wait for it
 
@@ -29,6 +30,15 @@ def test_a_permanent_failure_fails_the_job_at_once_and_says_why_where_users_look
     assert failed.status == "True" and failed.reason == "PodFailurePolicy"
     pods = sandbox.core.list_namespaced_pod(namespace, label_selector=f"batch.kubernetes.io/job-name={release}-hook")
     assert len(pods.items) == 1, "no retry of a permanent failure"
+    terminated = pods.items[0].status.container_statuses[0].state.terminated
+    assert (terminated.exit_code, terminated.message) == (3, line + "\n")
+    # The README's one command for every failed ITS's line prints it.
+    readme = (CHART.parent / "README.md").read_text()
+    command = re.search(r"`(kubectl get pods -n kubeflex-system -l batch\.kubernetes\.io/job-name=ks-its-hook -o "
+                        r"jsonpath=[^`]+)`", readme)
+    assert command, "README's troubleshooting has no command for the failed ITSes' lines"
+    printed = sandbox.run("bash", "-c", command.group(1).replace("kubeflex-system", namespace)).stdout
+    assert printed == line + "\n"
 
     described = sandbox.kubectl("describe", "job", f"{release}-hook", "-n", namespace).stdout
     assert line in described

@@ -26,7 +26,7 @@ from tests.sandbox.servers import ApiServer, Etcd
 @pytest.mark.parametrize("its_type", ["vcluster", "host", "external"])
 def test_each_type_comes_up_ready(sandbox: Sandbox, hook_runner: Path, tmp_path: Path, its_type: str) -> None:
     its = create_its(sandbox, unique(f"hk-{its_type[:4]}"), its_type)
-    result = run_hook(sandbox, hook_runner, tmp_path, [its])
+    result = run_hook(sandbox, [its])
     assert result.returncode == 0, result.stderr
     assert_ready_its(sandbox, its["name"])
     # One event per line, the ITS on every line.
@@ -37,13 +37,13 @@ def test_each_type_comes_up_ready(sandbox: Sandbox, hook_runner: Path, tmp_path:
 
 def test_two_itses_at_once_and_a_noop_rerun_writes_nothing(sandbox: Sandbox, hook_runner: Path, tmp_path: Path) -> None:
     itses = [create_its(sandbox, unique("hk-pair"), "vcluster") for _ in range(2)]
-    first = run_hook(sandbox, hook_runner, tmp_path, itses)
+    first = run_hook(sandbox, itses)
     assert first.returncode == 0, first.stderr
     for its in itses:
         assert_ready_its(sandbox, its["name"])
     time.sleep(1.1)  # audit timestamps have one-second resolution
     since = time.time()
-    second = run_hook(sandbox, hook_runner, tmp_path, itses)
+    second = run_hook(sandbox, itses)
     assert second.returncode == 0, second.stderr
     assert "not running clusteradm init" in second.stderr
     time.sleep(0.5)
@@ -57,14 +57,14 @@ def test_two_itses_at_once_and_a_noop_rerun_writes_nothing(sandbox: Sandbox, hoo
 def test_install_clusteradm_false_uses_an_existing_hub_and_fails_clearly_without_one(
         sandbox: Sandbox, hook_runner: Path, tmp_path: Path) -> None:
     with_hub = create_its(sandbox, unique("hk-hub"), "vcluster")
-    assert run_hook(sandbox, hook_runner, tmp_path, [with_hub]).returncode == 0
-    reused = run_hook(sandbox, hook_runner, tmp_path, [{**with_hub, "install_clusteradm": False}])
+    assert run_hook(sandbox, [with_hub]).returncode == 0
+    reused = run_hook(sandbox, [{**with_hub, "install_clusteradm": False}])
     assert reused.returncode == 0, reused.stderr
     assert 'msg="ClusterManager exists; not running clusteradm init"' in reused.stderr
     assert 'msg="running clusteradm init"' not in reused.stderr
 
     bare = create_its(sandbox, unique("hk-bare"), "vcluster")
-    result = run_hook(sandbox, hook_runner, tmp_path, [{**bare, "install_clusteradm": False}], deadline=30)
+    result = run_hook(sandbox, [{**bare, "install_clusteradm": False}], deadline=30)
     assert result.returncode == 3  # permanent: a retry of the pod would fail the same way
     assert result.stderr.strip().splitlines()[-1] == (
         f"ITS {bare['name']}: step ocm-hub failed: install_clusteradm is false but the space has no ClusterManager "
@@ -82,7 +82,7 @@ def test_kubeconfig_key_written_late_is_waited_for(sandbox: Sandbox, hook_runner
     try:
         its = create_its(sandbox, name, "vcluster")
         started = time.monotonic()
-        result = run_hook(sandbox, hook_runner, tmp_path, [its])
+        result = run_hook(sandbox, [its])
         assert result.returncode == 0, result.stderr
         assert time.monotonic() - started >= 4
         assert_ready_its(sandbox, name)
@@ -95,7 +95,7 @@ def test_space_coming_up_late_is_waited_for(sandbox: Sandbox, hook_runner: Path,
     sandbox.set_faults(name, start_delay_s=12)
     try:
         its = create_its(sandbox, name, "vcluster")
-        result = run_hook(sandbox, hook_runner, tmp_path, [its])
+        result = run_hook(sandbox, [its])
         assert result.returncode == 0, result.stderr
         # Progress is visible while it waits: what, and for how long so far.
         assert 'msg="waiting for ControlPlane' in result.stderr and "waited_s=" in result.stderr
@@ -112,7 +112,7 @@ def test_never_ready_fails_at_the_deadline_and_the_other_its_completes(
     deadline = 60
     try:
         itses = [create_its(sandbox, stuck, "vcluster"), create_its(sandbox, fine, "vcluster")]
-        result = run_hook(sandbox, hook_runner, tmp_path, itses, deadline=deadline)
+        result = run_hook(sandbox, itses, deadline=deadline)
         assert result.returncode == 1, result.stderr  # a deadline is not permanent: the Job may retry
         last = result.stderr.strip().splitlines()[-1]
         waited = re.match(rf"ITS {stuck}: step space failed: timed out after (\d+)s waiting for ControlPlane {stuck} "

@@ -18,17 +18,15 @@ from kubernetes import client
 from tests.harness import (
     CHART,
     HOOK_RUNNER_USER,
+    HookPod,
     Sandbox,
     assert_ready_its,
     create_its,
-    hook_argv,
     install,
-    keep_hook_log,
     run_hook,
     unique,
 )
-from tests.sandbox.faultproxy import FaultProxy
-from tests.sandbox.servers import BIN
+from tests.sandbox.faultproxy import FaultProxyProcess
 
 pytestmark = pytest.mark.reliability
 # A deadline far above what any run takes, even on a loaded machine: a run that ends well before it
@@ -72,7 +70,7 @@ def test_a_name_at_the_length_limit_is_accepted_by_the_api_server(sandbox: Sandb
     ({"wrong-key": "x"}, "bootstrap Secret default/{name}-bootstrap has no key kubeconfig-incluster"),
 ])
 def test_external_its_with_a_bad_bootstrap_secret_fails_at_once_naming_it(
-        sandbox: Sandbox, hook_runner: Path, tmp_path: Path, secret_data: dict[str, str] | None, expected: str) -> None:
+        sandbox: Sandbox, hook_runner: str, tmp_path: Path, secret_data: dict[str, str] | None, expected: str) -> None:
     name = unique("ext-bad")
     if secret_data is not None:
         sandbox.kubectl("create", "secret", "generic", f"{name}-bootstrap", "-n", "default",
@@ -81,7 +79,7 @@ def test_external_its_with_a_bad_bootstrap_secret_fails_at_once_naming_it(
                                                    "inClusterKey": "kubeconfig-incluster"})
     since = time.time()
     started = time.monotonic()
-    result = run_hook(sandbox, hook_runner, tmp_path, [{"name": name, "type": "external"}], deadline=DEADLINE)
+    result = run_hook(sandbox, [{"name": name, "type": "external"}], deadline=DEADLINE)
     assert result.returncode == 3
     assert result.stderr.strip().splitlines()[-1] == f"ITS {name}: step space failed: " + expected.format(name=name)
     assert time.monotonic() - started < DEADLINE / 2, "a permanent error must not wait for the deadline"
@@ -92,19 +90,18 @@ def test_external_its_with_a_bad_bootstrap_secret_fails_at_once_naming_it(
 
 
 def test_unreachable_external_server_fails_at_the_deadline_with_kubeflex_reason(
-        sandbox: Sandbox, hook_runner: Path, tmp_path: Path) -> None:
+        sandbox: Sandbox, hook_runner: str, tmp_path: Path) -> None:
     name = unique("ext-down")
-    config = yaml.safe_load(sandbox.external_kubeconfig.read_text())
-    with FaultProxy(1) as closed:  # a port nothing listens behind
-        config["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{closed.port}"
-        closed.fail_for(3600)
-        path = tmp_path / "unreachable.kubeconfig"
-        path.write_text(yaml.safe_dump(config))
-        sandbox.kubectl("create", "secret", "generic", f"{name}-bootstrap", "-n", "default",
-                        f"--from-file=kubeconfig-incluster={path}")
-        sandbox.create_controlplane(name, "external", {"name": f"{name}-bootstrap", "namespace": "default",
-                                                       "inClusterKey": "kubeconfig-incluster"})
-        result = run_hook(sandbox, hook_runner, tmp_path, [{"name": name, "type": "external"}], deadline=15)
+    config = yaml.safe_load(sandbox.external_incluster_kubeconfig.read_text())
+    # Port 1 of the node's address: nothing listens there, so connections are refused.
+    config["clusters"][0]["cluster"]["server"] = f"https://{sandbox.state['node_ip']}:1"
+    path = tmp_path / "unreachable.kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    sandbox.kubectl("create", "secret", "generic", f"{name}-bootstrap", "-n", "default",
+                    f"--from-file=kubeconfig-incluster={path}")
+    sandbox.create_controlplane(name, "external", {"name": f"{name}-bootstrap", "namespace": "default",
+                                                   "inClusterKey": "kubeconfig-incluster"})
+    result = run_hook(sandbox, [{"name": name, "type": "external"}], deadline=15)
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
     waited = re.match(rf"ITS {name}: step space failed: timed out after (\d+)s waiting for ControlPlane {name} Ready", last)
@@ -123,51 +120,31 @@ def space_apiserver_pid(name: str) -> int:
     return int(out[0])
 
 
-def start_hook(sandbox: Sandbox, argv: list[str], kubeconfig_path: Path, tmp_path: Path,
-               **env: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(argv, env=sandbox.env(KUBECONFIG=str(kubeconfig_path), TMPDIR=str(tmp_path), **env),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-
-
-def read_until(proc: subprocess.Popen[str], marker: str, lines: list[str]) -> bool:
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        lines.append(line)
-        if marker in line:
-            return True
-    return False
-
-
-def test_space_api_server_killed_while_the_hook_waits(sandbox: Sandbox, hook_runner: Path, tmp_path: Path) -> None:
+def test_space_api_server_killed_while_the_hook_waits(sandbox: Sandbox, hook_runner: str) -> None:
     name = unique("kill-space")
     sandbox.set_faults("ocm", apply_delay_s=6)
     try:
         its = create_its(sandbox, name, "vcluster")
-        proc = start_hook(sandbox, hook_argv(tmp_path, [its], deadline=120), hook_runner, tmp_path)
-        lines: list[str] = []
-        assert read_until(proc, 'msg="running clusteradm init"', lines)
+        hook = HookPod(sandbox, [its], deadline=120)
+        hook.read_until('msg="running clusteradm init"')
         time.sleep(3)  # clusteradm has applied; the hook now waits for the ClusterManager
         os.kill(space_apiserver_pid(name), signal.SIGKILL)
-        rest, _ = proc.communicate(timeout=150)
-        keep_hook_log(sandbox, "".join(lines) + rest)
-        assert proc.returncode == 0, "".join(lines) + rest
+        result = hook.wait()
+        assert result.returncode == 0, result.stderr
         assert_ready_its(sandbox, name)
     finally:
         sandbox.clear_faults("ocm")
 
 
-def test_hosting_api_server_failing_for_a_while(sandbox: Sandbox, tmp_path: Path) -> None:
+def test_hosting_api_server_failing_for_a_while(sandbox: Sandbox, hook_runner: str) -> None:
+    """The hook pod's API server resets connections for 6 s: a proxy in the sandbox's namespace, in
+    front of the hosting API server, given to the pod as its in-cluster address."""
     name = unique("flaky-host")
     its = create_its(sandbox, name, "vcluster")
-    admin = yaml.safe_load(sandbox.kubeconfig.read_text())
-    port = int(admin["clusters"][0]["cluster"]["server"].rsplit(":", 1)[1])
-    with FaultProxy(port) as proxy:
-        admin["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{proxy.port}"
-        path = tmp_path / "flaky.kubeconfig"
-        path.write_text(yaml.safe_dump(admin))
-        path.chmod(0o600)
-        proxy.fail_for(6)
-        result = run_hook(sandbox, path, tmp_path, [its], deadline=60)
+    hosting_port = sandbox.state["hosting"].rsplit(":", 1)[1]
+    with FaultProxyProcess(sandbox, f"127.0.0.1:{hosting_port}", fail_for=6) as proxy:
+        result = run_hook(sandbox, [its], deadline=60, env={"KUBERNETES_SERVICE_HOST": sandbox.state["node_ip"],
+                                                           "KUBERNETES_SERVICE_PORT": str(proxy.port)})
     assert result.returncode == 0, result.stderr
     assert proxy.resets > 0
     assert "retrying" in result.stderr
@@ -190,71 +167,76 @@ def end_state(sandbox: Sandbox, name: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("step", ["space", "ocm-hub", "customization-properties"])
 def test_hook_killed_at_a_step_converges_to_the_same_end_state(
-        sandbox: Sandbox, hook_runner: Path, tmp_path: Path, step: str) -> None:
+        sandbox: Sandbox, hook_runner: str, tmp_path: Path, step: str) -> None:
     reference = create_its(sandbox, unique("ref"), "vcluster")
-    assert run_hook(sandbox, hook_runner, tmp_path, [reference]).returncode == 0
+    assert run_hook(sandbox, [reference]).returncode == 0
     name = unique(f"killed-{step[:5]}")
     sandbox.set_faults(name, start_delay_s=3)
     try:
         its = create_its(sandbox, name, "vcluster")
-        proc = start_hook(sandbox, hook_argv(tmp_path, [its]), hook_runner, tmp_path)
-        lines: list[str] = []
+        hook = HookPod(sandbox, [its])
         marker = {"space": "step=space", "ocm-hub": 'msg="running clusteradm init"',
                   "customization-properties": "step=customization-properties"}[step]
-        assert read_until(proc, marker, lines), "".join(lines)
-        os.killpg(proc.pid, signal.SIGKILL)  # the hook and its clusteradm, as a killed pod
-        proc.wait()
-        retry = run_hook(sandbox, hook_runner, tmp_path, [its])  # the Job's next pod
+        hook.read_until(marker)
+        hook.kill()  # the hook and its clusteradm, as a killed pod
+        retry = run_hook(sandbox, [its])  # the Job's next pod
         assert retry.returncode == 0, retry.stderr
         assert end_state(sandbox, name) == end_state(sandbox, reference["name"])
     finally:
         sandbox.clear_faults(name)
 
 
-def fake_clusteradm(tmp_path: Path, fail_times: int) -> Path:
-    """A clusteradm that fails `fail_times` times, records the mode of the kubeconfig it is given,
-    then runs the real one."""
-    directory = tmp_path / "clusteradm-bin"
-    directory.mkdir()
-    script = directory / "clusteradm"
-    script.write_text(f"""#!/bin/sh
-count=$(cat {tmp_path}/calls 2>/dev/null || echo 0)
-echo $((count + 1)) > {tmp_path}/calls
-prev=""
-for arg in "$@"; do
-  if [ "$prev" = "--kubeconfig" ]; then stat -c %a "$arg" >> {tmp_path}/modes; echo "$arg" >> {tmp_path}/paths; fi
-  prev="$arg"
-done
-if [ "$count" -lt {fail_times} ]; then echo "Error: injected failure number $count" >&2; exit 1; fi
-exec {BIN / 'clusteradm'} "$@"
-""")
-    script.chmod(0o755)
-    return directory
+FAKE_CLUSTERADM = """#!/usr/bin/python3
+# clusteradm that fails FAIL_TIMES times, then runs the real one. It reports each call on the
+# container's log (PID 1's stderr: the hook captures clusteradm's own output): the call number, the
+# mode of the kubeconfig it was given, and whether an earlier call's kubeconfig is still there.
+import os, sys
+calls = int(open("/tmp/fake-calls").read()) if os.path.exists("/tmp/fake-calls") else 0
+open("/tmp/fake-calls", "w").write(str(calls + 1))
+path = sys.argv[sys.argv.index("--kubeconfig") + 1]
+earlier = [p for p in open("/tmp/fake-paths").read().split()] if os.path.exists("/tmp/fake-paths") else []
+open("/tmp/fake-paths", "a").write(path + "\\n")
+with open("/proc/1/fd/2", "w") as log:
+    print(f"fake-clusteradm call={calls + 1} mode={oct(os.stat(path).st_mode & 0o777)[2:]} "
+          f"earlier_left={sum(os.path.exists(p) for p in earlier)}", file=log)
+if calls < FAIL_TIMES:
+    print(f"Error: injected failure number {calls}", file=sys.stderr)
+    sys.exit(1)
+os.execv("/usr/local/bin/clusteradm", ["clusteradm", *sys.argv[1:]])
+"""
+
+
+def fake_clusteradm(fail_times: int) -> dict[str, str]:
+    return {"clusteradm": FAKE_CLUSTERADM.replace("FAIL_TIMES", str(fail_times))}
+
+
+def fake_calls(logs: str) -> list[dict[str, str]]:
+    return [dict(field.split("=", 1) for field in line.split()[1:]) for line in logs.splitlines()
+            if line.startswith("fake-clusteradm ")]
 
 
 def test_clusteradm_failing_once_is_retried_and_its_kubeconfig_is_private_and_removed(
-        sandbox: Sandbox, hook_runner: Path, tmp_path: Path) -> None:
+        sandbox: Sandbox, hook_runner: str) -> None:
     its = create_its(sandbox, unique("adm-once"), "vcluster")
-    fake = fake_clusteradm(tmp_path, fail_times=1)
-    result = run_hook(sandbox, hook_runner, tmp_path, [its], PATH=f"{fake}:{BIN}:{os.environ['PATH']}")
+    result = run_hook(sandbox, [its], files=fake_clusteradm(fail_times=1))
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "calls").read_text().strip() == "2"
+    calls = fake_calls(result.stderr)
+    assert [call["call"] for call in calls] == ["1", "2"]
     assert 'msg="retrying clusteradm init" attempt=1 cause="clusteradm init exited 1: Error: injected failure number 0"' \
         in result.stderr
-    assert set((tmp_path / "modes").read_text().split()) == {"600"}
-    assert not any(Path(p).exists() for p in (tmp_path / "paths").read_text().split())
+    assert {call["mode"] for call in calls} == {"600"}
+    assert calls[1]["earlier_left"] == "0", "the first call's kubeconfig was removed"
     assert_ready_its(sandbox, its["name"])
 
 
 def test_clusteradm_failing_always_fails_clearly_and_changes_nothing_else(
-        sandbox: Sandbox, hook_runner: Path, tmp_path: Path) -> None:
+        sandbox: Sandbox, hook_runner: str) -> None:
     its = create_its(sandbox, unique("adm-never"), "vcluster")
-    fake = fake_clusteradm(tmp_path, fail_times=99)
-    result = run_hook(sandbox, hook_runner, tmp_path, [its], PATH=f"{fake}:{BIN}:{os.environ['PATH']}")
+    result = run_hook(sandbox, [its], files=fake_clusteradm(fail_times=99))
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
         f"ITS {its['name']}: step ocm-hub failed: clusteradm init exited 1: Error: injected failure number 2")
-    assert (tmp_path / "calls").read_text().strip() == "3"
+    assert len(fake_calls(result.stderr)) == 3
     space = client.CoreV1Api(sandbox.space_api(its["name"]))
     assert "customization-properties" not in {ns.metadata.name for ns in space.list_namespace().items}
     cp = sandbox.controlplane(its["name"]) or {}
@@ -313,9 +295,8 @@ def test_hook_service_account_can_do_exactly_what_it_needs(sandbox: Sandbox, tmp
     assert not can("update", "secret/admin-kubeconfig", "-n", f"{mine}-system")
     # A hook run that tries an ITS it has no business with fails at once, with the cause.
     sandbox.create_controlplane(other, "vcluster")
-    token = sandbox.token_kubeconfig(tmp_path / "hook.kubeconfig", namespace, "ks-its-hook")
     started = time.monotonic()
-    result = run_hook(sandbox, token, tmp_path, [{"name": other}], deadline=DEADLINE)
+    result = run_hook(sandbox, [{"name": other}], deadline=DEADLINE, account="ks-its-hook", namespace=namespace)
     assert result.returncode == 3
     assert result.stderr.strip().splitlines()[-1] == f"ITS {other}: step space failed: API error 403 Forbidden"
     assert time.monotonic() - started < DEADLINE / 2, "a permanent error must not wait for the deadline"

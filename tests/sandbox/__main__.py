@@ -15,10 +15,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.sandbox")
     parser.add_argument("command", choices=("up", "down", "status", "serve"))
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR)
+    parser.add_argument("--machine-netns-fd", type=int, help="serve: the machine's network namespace, open")
+    parser.add_argument("--lifeline-fd", type=int, help="serve: end the sandbox when this pipe closes")
     args = parser.parse_args()
     root = args.dir.resolve()
     if args.command == "serve":
-        return serve(root)
+        return serve(root, args.machine_netns_fd, args.lifeline_fd)
     if args.command == "down":
         down(root)
         print(f"sandbox: down ({root})")

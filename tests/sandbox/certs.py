@@ -1,4 +1,4 @@
-"""Certificates for the sandbox's API servers: one CA each, serving certs for 127.0.0.1, admin client certs."""
+"""Certificates for the sandbox: one CA per API server (and one for the registry), serving and client certs."""
 
 from __future__ import annotations
 
@@ -47,8 +47,13 @@ class CertificateAuthority:
             .sign(self._key, hashes.SHA256())
         )
         self.cert_pem = self.cert.public_bytes(serialization.Encoding.PEM)
+        # The signing key, for a controller-manager that signs CSRs for this CA (csrsigning).
+        self.key_pem = _pem_key(self._key)
 
-    def issue(self, common_name: str, org: str | None = None, server: bool = False) -> KeyPair:
+    def issue(self, common_name: str, org: str | None = None, server: bool = False,
+              hosts: tuple[str, ...] = ()) -> KeyPair:
+        """A client certificate, or with server=True a serving one for 127.0.0.1, localhost and `hosts`
+        (IP addresses or DNS names)."""
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.UTC)
         builder = (
@@ -59,8 +64,13 @@ class CertificateAuthority:
                 [ExtendedKeyUsageOID.SERVER_AUTH] if server else [ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
         )
         if server:
-            builder = builder.add_extension(x509.SubjectAlternativeName([
-                x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]), critical=False)
+            names: list[x509.GeneralName] = []
+            for host in ("127.0.0.1", "localhost", *hosts):
+                try:
+                    names.append(x509.IPAddress(ipaddress.ip_address(host)))
+                except ValueError:
+                    names.append(x509.DNSName(host))
+            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
         cert = builder.sign(self._key, hashes.SHA256())
         return KeyPair(cert.public_bytes(serialization.Encoding.PEM), _pem_key(key))
 

@@ -1,4 +1,4 @@
-"""A TCP proxy on 127.0.0.1 that can refuse service for a while: a flaky API server, seen from a client.
+"""A TCP proxy that can refuse service for a while: a flaky API server, seen from a client.
 
 While failing, it accepts connections and resets them at once (the client sees connection resets,
 like an API server that is restarting); otherwise it forwards bytes both ways (TLS passes through).
@@ -6,23 +6,28 @@ like an API server that is restarting); otherwise it forwards bytes both ways (T
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import signal
 import socket
 import struct
+import subprocess
+import sys
 import threading
 import time
-
-from .servers import free_port
+from pathlib import Path
+from typing import Any
 
 
 class FaultProxy:
-    def __init__(self, target_port: int) -> None:
+    def __init__(self, target_port: int, listen: str = "127.0.0.1", target_host: str = "127.0.0.1") -> None:
         self.target_port = target_port
-        self.port = free_port()
+        self.target_host = target_host
         self.failing_until = 0.0
         self.resets = 0
         self._stop = threading.Event()
-        self._server = socket.create_server(("127.0.0.1", self.port))
+        self._server = socket.create_server((listen, 0))
+        self.port = int(self._server.getsockname()[1])
         self._server.settimeout(0.2)
         threading.Thread(target=self._serve, daemon=True).start()
 
@@ -51,7 +56,7 @@ class FaultProxy:
                 conn.close()
                 continue
             try:
-                upstream = socket.create_connection(("127.0.0.1", self.target_port))
+                upstream = socket.create_connection((self.target_host, self.target_port))
             except OSError:
                 conn.close()
                 continue
@@ -66,3 +71,49 @@ def _pipe(src: socket.socket, dst: socket.socket) -> None:
     for sock in (src, dst):
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
+
+
+class FaultProxyProcess:
+    """A FaultProxy inside the sandbox's network namespace, on the node's address, where pods reach it:
+    `python -m tests.sandbox.faultproxy` run there. Counts its resets when it stops."""
+
+    def __init__(self, sandbox: Any, target: str, fail_for: float) -> None:
+        self.argv = ["nsenter", f"--net=/run/netns/{sandbox.state['netns']}", sys.executable, "-m",
+                     "tests.sandbox.faultproxy", "--listen", sandbox.state["node_ip"], "--target", target,
+                     "--fail-for", str(fail_for)]
+        self.port = 0
+        self.resets = 0
+        self._process: subprocess.Popen[str] | None = None
+
+    def __enter__(self) -> FaultProxyProcess:
+        self._process = subprocess.Popen(self.argv, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[2])
+        assert self._process.stdout is not None
+        self.port = int(self._process.stdout.readline().strip().removeprefix("port="))
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        assert self._process is not None and self._process.stdout is not None
+        self._process.send_signal(signal.SIGTERM)
+        out, _ = self._process.communicate(timeout=30)
+        self.resets = int(out.strip().rsplit("resets=", 1)[1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.sandbox.faultproxy")
+    parser.add_argument("--listen", required=True, help="address to listen on (a free port is chosen)")
+    parser.add_argument("--target", required=True, help="host:port to forward to")
+    parser.add_argument("--fail-for", type=float, default=0, help="seconds to reset connections from the start")
+    args = parser.parse_args()
+    host, port = args.target.rsplit(":", 1)
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    with FaultProxy(int(port), listen=args.listen, target_host=host) as proxy:
+        proxy.fail_for(args.fail_for)
+        print(f"port={proxy.port}", flush=True)
+        stopped.wait()
+        print(f"resets={proxy.resets}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

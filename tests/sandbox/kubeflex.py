@@ -2,18 +2,17 @@
 
 - adds the finalizer kflex.kubestellar.org/finalizer and creates namespace <name>-system,
   controller-owned by the ControlPlane (the real garbage collector deletes it with the ControlPlane);
-- vcluster: a separate real kube-apiserver (same etcd, own prefix) and Secret vc-vcluster with keys
-  `config` (the external form upstream writes, an ingress host that does not resolve here) and
-  `config-incluster`;
+- vcluster: a separate real kube-apiserver (same etcd, own prefix) behind Service `vcluster` in
+  <name>-system (upstream: the vcluster chart's Service), and Secret vc-vcluster with keys
+  `config-incluster` (server https://vcluster.<name>-system, as upstream) and `config`, for use
+  outside the hosting cluster (upstream: an ingress host; here the machine's relay to the space);
 - host: ServiceAccount <name>, ClusterRoleBinding <name>-binding to cluster-admin, and Secret
-  admin-kubeconfig with key kubeconfig-incluster (a token of that ServiceAccount);
+  admin-kubeconfig with key kubeconfig-incluster (server https://kubernetes.default.svc, a token of
+  that ServiceAccount);
 - external: reads the bootstrap Secret, creates kube-system/kubeflex in the external cluster, writes
-  admin-kubeconfig, then deletes the bootstrap Secret (and skips all of it if admin-kubeconfig exists);
+  admin-kubeconfig with the bootstrap kubeconfig's cluster entry as it is, then deletes the bootstrap
+  Secret (and skips all of it if admin-kubeconfig exists);
 - status.secretRef and the Synced / Ready conditions with upstream reasons.
-
-The in-cluster server names upstream writes (https://vcluster.<name>-system,
-https://kubernetes.default.svc) cannot resolve here, so the in-cluster keys point at
-https://127.0.0.1:<port> of the same server instead. That mapping lives only here.
 
 Faults come from ConfigMap kube-system/sandbox-standins, key = ControlPlane name or "default",
 value = JSON: start_delay_s, never_ready, incluster_key_delay_s (Ready is set before the key is
@@ -33,12 +32,14 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from .host import NODE_IP
 from .kube import api_client, as_dict, condition, run_watch
-from .servers import ApiServer, Etcd, kubeconfig
+from .servers import ApiServer, Etcd, free_port, kubeconfig
 
 GROUP, VERSION, PLURAL = "tenancy.kflex.kubestellar.org", "v1alpha1", "controlplanes"
 FINALIZER = "kflex.kubestellar.org/finalizer"
 FAULTS_NAMESPACE, FAULTS_NAME = "kube-system", "sandbox-standins"
+SPACE_APISERVER_ARGS: tuple[str, ...] = ()
 
 
 class KubeFlex:
@@ -193,15 +194,22 @@ class KubeFlex:
     def _vcluster(self, name: str, namespace: str, faults: dict[str, Any]) -> dict[str, str]:
         space = self.spaces.get(name)
         if space is None:
-            space = ApiServer(f"space-{name}", self.hosting.root, self.etcd)
+            port = free_port()
+            service_ip = self._front_service(namespace, "vcluster", port)
+            names = ("vcluster", f"vcluster.{namespace}", f"vcluster.{namespace}.svc",
+                     f"vcluster.{namespace}.svc.cluster.local", service_ip)
+            space = ApiServer(f"space-{name}", self.hosting.root, self.etcd, port=port, hosts=names,
+                              extra_args=SPACE_APISERVER_ARGS)
             with self._starts:
                 space.start()
             self.spaces[name] = space
             self.on_space(space)
         assert space.admin is not None
-        # For use outside the hosting cluster (upstream: an ingress host): here the space's own address.
+        # For use outside the hosting cluster: upstream writes an ingress host there; here the
+        # machine reaches the space at the same port on its loopback (a relay).
         external = kubeconfig(space.url, space.ca.cert_pem, name, client=space.admin)
-        incluster = kubeconfig(space.url, space.ca.cert_pem, name, client=space.admin)
+        # Upstream's in-cluster form: the same kubeconfig with the server of the vcluster Service.
+        incluster = kubeconfig(f"https://vcluster.{namespace}", space.ca.cert_pem, name, client=space.admin)
         self._write_secret(namespace, "vc-vcluster", {"config": external})
         delay = float(faults.get("incluster_key_delay_s", 0))
         ref = {"name": "vc-vcluster", "namespace": namespace, "key": "config", "inClusterKey": "config-incluster"}
@@ -212,6 +220,31 @@ class KubeFlex:
             time.sleep(delay)
         self._write_secret(namespace, "vc-vcluster", {"config": external, "config-incluster": incluster})
         return ref
+
+    def _front_service(self, namespace: str, name: str, port: int) -> str:
+        """Service `name` on port 443 in front of a server on the node's address and `port` (upstream:
+        the vcluster chart's Service in front of its pod); returns its ClusterIP."""
+        service = {"metadata": {"name": name, "namespace": namespace},
+                   "spec": {"ports": [{"name": "https", "port": 443, "targetPort": port, "protocol": "TCP"}]}}
+        try:
+            created = self.core.create_namespaced_service(namespace, service)
+        except ApiException as err:
+            if err.status != 409:
+                raise
+            created = self.core.read_namespaced_service(name, namespace)
+        self._apply_endpoints(namespace, name, port)
+        return str(created.spec.cluster_ip)
+
+    def _apply_endpoints(self, namespace: str, service: str, port: int) -> None:
+        body = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                "metadata": {"name": f"{service}-node", "namespace": namespace,
+                             "labels": {"kubernetes.io/service-name": service,
+                                        "endpointslice.kubernetes.io/managed-by": "ks-its-sandbox"}},
+                "addressType": "IPv4", "endpoints": [{"addresses": [NODE_IP]}],
+                "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}
+        client.DiscoveryV1Api(self.api).patch_namespaced_endpoint_slice(
+            f"{service}-node", namespace, body, field_manager="ks-its-sandbox", force=True,
+            _content_type="application/apply-patch+yaml")
 
     def _token(self, core: client.CoreV1Api, sa: str, namespace: str, seconds: int) -> str:
         request = client.AuthenticationV1TokenRequest(
@@ -233,7 +266,7 @@ class KubeFlex:
             if err.status != 409:
                 raise
         token = self._token(self.core, name, namespace, int(cp["spec"].get("tokenExpirationSeconds", 31536000)))
-        config = kubeconfig(self.hosting.url, self.hosting.ca.cert_pem, name, token=token)
+        config = kubeconfig("https://kubernetes.default.svc", self.hosting.ca.cert_pem, name, token=token)
         self._write_secret(namespace, "admin-kubeconfig", {"kubeconfig-incluster": config})
         return {"name": "admin-kubeconfig", "namespace": namespace, "key": "kubeconfig",
                 "inClusterKey": "kubeconfig-incluster"}
@@ -276,10 +309,15 @@ class KubeFlex:
             if err.status != 409:
                 raise
         token = self._token(core, "kubeflex", "kube-system", int(cp["spec"].get("tokenExpirationSeconds", 31536000)))
+        # Upstream copies the bootstrap kubeconfig's cluster entry as it is: its server must be valid
+        # inside the hosting cluster.
         boot_config = yaml.safe_load(text)
-        cluster = boot_config["clusters"][0]["cluster"]
-        config = kubeconfig(cluster["server"], base64.b64decode(cluster["certificate-authority-data"]), name,
-                            token=token)
+        context = next(c for c in boot_config["contexts"] if c["name"] == boot_config["current-context"])
+        cluster = next(c for c in boot_config["clusters"] if c["name"] == context["context"]["cluster"])
+        config = yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config", "current-context": name, "clusters": [cluster],
+            "users": [{"name": name, "user": {"token": token}}],
+            "contexts": [{"name": name, "context": {"cluster": cluster["name"], "user": name}}]}, sort_keys=False)
         self._write_secret(namespace, "admin-kubeconfig", {"kubeconfig-incluster": config})
         self.core.delete_namespaced_secret(boot["name"], boot["namespace"])
         return ref

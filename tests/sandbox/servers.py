@@ -1,4 +1,4 @@
-"""Real etcd, kube-apiserver and kube-controller-manager processes on 127.0.0.1 and free ports."""
+"""Real etcd, kube-apiserver and kube-controller-manager processes in the sandbox's network namespace."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from .certs import CertificateAuthority, KeyPair, service_account_keys
+from .host import NODE_IP
 from .ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -52,6 +53,16 @@ def pinned(name: str) -> str:
         if line.startswith(f"{name}="):
             return line.split("=", 1)[1].strip()
     raise KeyError(name)
+
+
+def with_overrides(argv: list[str], overrides: tuple[str, ...]) -> list[str]:
+    """argv with each --flag=value of overrides replacing the same flag (list flags would append)."""
+    flags = {override.split("=", 1)[0] for override in overrides}
+    return [arg for arg in argv if arg.split("=", 1)[0] not in flags] + list(overrides)
+
+
+def yaml_value(path: Path, key: str) -> str:
+    return str(yaml.safe_load(path.read_text())[key])
 
 
 def tool(name: str) -> str:
@@ -196,6 +207,9 @@ class ApiServer:
     retired: threading.Event = field(default_factory=threading.Event)
     # Without a watch cache, watches read etcd directly, so an etcd compaction reaches them as 410 Gone.
     watch_cache: bool = True
+    # Names and addresses it serves besides 127.0.0.1 (Service names, ClusterIPs, the node's address).
+    hosts: tuple[str, ...] = ()
+    extra_args: tuple[str, ...] = ()
 
     @property
     def dir(self) -> Path:
@@ -215,12 +229,14 @@ class ApiServer:
 
     def prepare(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        serving = self.ca.issue("kube-apiserver", server=True)
+        serving = self.ca.issue("kube-apiserver", server=True, hosts=(NODE_IP, *self.hosts))
         self.admin = self.ca.issue("sandbox-admin", org="system:masters")
-        for filename, data in (("ca.crt", self.ca.cert_pem), ("serving.crt", serving.cert_pem),
-                               ("serving.key", serving.key_pem), ("audit-policy.yaml", AUDIT_POLICY.encode())):
+        for filename, data in (("ca.crt", self.ca.cert_pem), ("ca.key", self.ca.key_pem),
+                               ("serving.crt", serving.cert_pem), ("serving.key", serving.key_pem),
+                               ("audit-policy.yaml", AUDIT_POLICY.encode())):
             (self.dir / filename).write_bytes(data)
-        (self.dir / "serving.key").chmod(0o600)
+        for secret in ("ca.key", "serving.key"):
+            (self.dir / secret).chmod(0o600)
         service_account_keys(self.dir)
 
     def start(self, timeout: float = 120) -> None:
@@ -233,19 +249,24 @@ class ApiServer:
         (d / "admin.kubeconfig").chmod(0o600)
         self.process = Process(f"kube-apiserver ({self.name})", [
             tool("kube-apiserver"), f"--etcd-servers={self.etcd.url}", f"--etcd-prefix=/sandbox/{self.name}",
-            "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={self.port}",
+            # Every address of the sandbox's namespace: loopback for its processes and the machine's
+            # relay, the node's address for pods (through Services) and the node's processes.
+            "--bind-address=0.0.0.0", f"--advertise-address={NODE_IP}", f"--secure-port={self.port}",
             f"--tls-cert-file={d / 'serving.crt'}", f"--tls-private-key-file={d / 'serving.key'}",
             f"--client-ca-file={d / 'ca.crt'}", f"--cert-dir={d / 'certs'}",
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-account-key-file={d / 'sa.pub'}", f"--service-account-signing-key-file={d / 'sa.key'}",
             "--service-cluster-ip-range=10.96.0.0/16", "--authorization-mode=RBAC",
             "--enable-admission-plugins=NamespaceLifecycle,ServiceAccount,PodSecurity",
+            # Client certificates of the CA, for the API server's own calls to kubelets.
+            f"--kubelet-client-certificate={d / 'admin.crt'}", f"--kubelet-client-key={d / 'admin.key'}",
             f"--audit-policy-file={d / 'audit-policy.yaml'}", f"--audit-log-path={self.audit_log}",
             "--audit-log-format=json", "--audit-log-mode=blocking",
-            # No kubelets or Services here: nothing to reconcile endpoints for.
             "--endpoint-reconciler-type=none", "--enable-priority-and-fairness=false", "--profiling=false",
             f"--watch-cache={str(self.watch_cache).lower()}",
         ], self.root / "logs" / f"kube-apiserver-{self.name}.log")
+        self.process.argv = with_overrides(self.process.argv, self.extra_args)
+        self._admin_files()
         self.process.start()
         context = ssl.create_default_context(cadata=self.ca.cert_pem.decode())
         context.load_cert_chain(*self._admin_files())
@@ -274,23 +295,23 @@ class ApiServer:
 
 @dataclass
 class ControllerManager:
-    """The real Job, namespace, garbage-collector and serviceaccount controllers for one API server."""
+    """The real controllers an API server needs, as a kube-controller-manager of its own."""
 
     apiserver: ApiServer
+    controllers: tuple[str, ...]
+    extra_args: tuple[str, ...] = ()
     process: Process | None = None
 
     def start(self, timeout: float = 60) -> None:
         d = self.apiserver.dir
-        self.process = Process("kube-controller-manager", [
+        self.process = Process(f"kube-controller-manager ({self.apiserver.name})", [
             tool("kube-controller-manager"), f"--kubeconfig={d / 'admin.kubeconfig'}",
-            ("--controllers=job-controller,namespace-controller,garbage-collector-controller,serviceaccount-controller,"
-            "ttl-after-finished-controller,pod-garbage-collector-controller,root-ca-certificate-publisher-controller"),
-            f"--root-ca-file={d / 'ca.crt'}",
+            f"--controllers={','.join(self.controllers)}", f"--root-ca-file={d / 'ca.crt'}", *self.extra_args,
             "--leader-elect=false", "--bind-address=127.0.0.1", f"--secure-port={free_port()}",
             f"--authentication-kubeconfig={d / 'admin.kubeconfig'}",
             f"--authorization-kubeconfig={d / 'admin.kubeconfig'}",
             f"--cert-dir={d / 'kcm-certs'}", "--concurrent-job-syncs=20",
-        ], self.apiserver.root / "logs" / "kube-controller-manager.log")
+        ], self.apiserver.root / "logs" / f"kube-controller-manager-{self.apiserver.name}.log")
         self.process.start()
         end = time.monotonic() + timeout
         while time.monotonic() < end and self.process.alive():

@@ -1,11 +1,18 @@
-"""Starts and stops the whole sandbox: one process owns every server and stand-in it started."""
+"""Starts and stops the whole sandbox.
+
+`up`, on the machine, makes the network namespace and cgroups (host.py) and starts the supervisor
+inside them: `python -m tests.sandbox serve`, which starts etcd, the API servers, the real node
+(node.py), the registry, the KubeFlex stand-in, and relays each server to the machine's loopback
+on the same port (relay.py). Everything it starts stays in the sandbox's cgroup, so teardown ends
+it all even after a crash. A test session passes a lifeline: when the session's process dies, however
+it dies, the supervisor tears the sandbox down.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -15,37 +22,73 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from . import ports
+from .certs import CertificateAuthority
+from .host import KUBERNETES_SERVICE_IP, NODE_IP, SERVICE_CIDR, UNIFIED, Host
+from .kube import api_client
 from .kubeflex import FAULTS_NAME, FAULTS_NAMESPACE, KubeFlex
-from .kubelet import PodRunner
+from .node import LogKeeper, Node, Registry
 from .ocm import ClusterManagerStandIn
+from .relay import Relays
 from .servers import (
-    BIN,
     REPO,
     ApiServer,
     ControllerManager,
     Etcd,
     StartError,
+    kubeconfig,
     module_dir,
     pid_alive,
     pinned,
     tool,
+    yaml_value,
 )
 
 DEFAULT_DIR = REPO / ".cache" / "sandbox"
-# Image repository name -> local directories that stand for the image's filesystem.
-# "sandbox-shell" stands for any image with a POSIX shell: the machine's own PATH.
-IMAGES = {"ks-its-hooks": [REPO / ".venv" / "bin", BIN], "clusteradm": [BIN], "kubectl": [BIN], "sandbox-shell": []}
+IMAGES = REPO / ".cache" / "images"
+# Content-addressed and shared by every sandbox: a push of an image already there moves no layer.
+REGISTRY_STORAGE = REPO / ".cache" / "registry"
 SELF_CHECK_CHART = Path(__file__).parent / "selfcheck-chart"
+CLUSTER_DNS = Path(__file__).parent / "cluster-dns.yaml"
+HOOK_IMAGE = f"kubestellar/ks-its-hooks:{yaml_value(REPO / 'chart' / 'Chart.yaml', 'appVersion')}"
+HOSTING_NAMES = ("kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local")
+# The hosting cluster runs what a real one does for the chart and the node: Jobs, Deployments,
+# EndpointSlices, namespaces, garbage collection, ServiceAccounts, aggregated ClusterRoles.
+HOSTING_CONTROLLERS = ("job-controller", "namespace-controller", "garbage-collector-controller",
+                       "serviceaccount-controller", "ttl-after-finished-controller", "pod-garbage-collector-controller",
+                       "root-ca-certificate-publisher-controller", "deployment-controller", "replicaset-controller",
+                       "endpointslice-controller", "clusterrole-aggregation-controller",
+                       # Lifts the not-ready taint the kubelet registers the node with, once it is Ready.
+                       "node-lifecycle-controller")
+
+
+def pushed_images() -> list[tuple[Path, str]]:
+    """(OCI archive, repository:tag in the registry) of every image `make images` built for the sandbox."""
+    found = [(ref.with_suffix(".tar"), ref.read_text().strip()) for ref in sorted(IMAGES.glob("*.ref"))]
+    if not found or not all(archive.exists() for archive, _ in found):
+        raise StartError(f"the sandbox's images are not built: run `make images` (expected them in {IMAGES})")
+    return found
 
 
 class Sandbox:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, machine_netns_fd: int) -> None:
         self.root = root
+        self.host = Host(root)
+        ports.machine_netns_fd = machine_netns_fd
+        self.relays = Relays(root, machine_netns_fd)
         self.stop_event = threading.Event()
         self.etcd = Etcd(root)
-        self.hosting = ApiServer("hosting", root, self.etcd)
-        self.external = ApiServer("external", root, self.etcd)
-        self.kcm = ControllerManager(self.hosting)
+        self.hosting = ApiServer("hosting", root, self.etcd, hosts=(NODE_IP, KUBERNETES_SERVICE_IP, *HOSTING_NAMES),
+                                 extra_args=(
+                                     "--endpoint-reconciler-type=lease", f"--service-cluster-ip-range={SERVICE_CIDR}",
+                                     "--authorization-mode=Node,RBAC",
+                                     "--enable-admission-plugins=NamespaceLifecycle,ServiceAccount,PodSecurity,"
+                                     "NodeRestriction,Priority,DefaultTolerationSeconds",
+                                     "--kubelet-preferred-address-types=InternalIP"))
+        self.kcm = ControllerManager(self.hosting, HOSTING_CONTROLLERS)
+        self.external = ApiServer("external", root, self.etcd, hosts=(NODE_IP,))
+        self.registry = Registry(root, CertificateAuthority("sandbox-registry"), REGISTRY_STORAGE)
+        self.node: Node | None = None
         self.kubeflex: KubeFlex | None = None
         self._log_lock = threading.Lock()
 
@@ -57,63 +100,96 @@ class Sandbox:
         threading.Thread(target=target, args=(self.stop_event,), daemon=True, name=name).start()
 
     def _hub(self, apiserver: ApiServer) -> None:
+        """A space without a node: the OCM stand-in plays its hub (the hosting cluster runs the real one)."""
         assert self.kubeflex is not None
         kubeflex = self.kubeflex
         standin = ClusterManagerStandIn(apiserver, lambda: kubeflex.faults("ocm"), self.log)
-        # Until the space is deleted; the hosting cluster's stop ends the process, and daemon threads with it.
-        threading.Thread(target=standin.run, args=(apiserver.retired,), daemon=True, name=f"ocm-{apiserver.name}").start()
+        threading.Thread(target=standin.run, args=(apiserver.retired,), daemon=True,
+                         name=f"ocm-{apiserver.name}").start()
+
+    def _on_space(self, apiserver: ApiServer) -> None:
+        self.relays.add(apiserver.port)
+        self._hub(apiserver)
+
+    def _kubectl(self, *args: str) -> None:
+        subprocess.run([tool("kubectl"), "--kubeconfig", str(self.hosting.dir / "admin.kubeconfig"), *args],
+                       check=True, capture_output=True, timeout=120)
+
+    def _push_images(self) -> None:
+        certs = self.registry.ca_file.parent
+        for archive, ref in pushed_images():
+            subprocess.run(["skopeo", "copy", "--quiet", f"--dest-cert-dir={certs}", f"oci-archive:{archive}",
+                            f"docker://{self.registry.address}/{ref}"], check=True, capture_output=True, timeout=300)
 
     def start(self) -> None:
         began = time.monotonic()
         self.etcd.start()
+        self.relays.add(self.etcd.port)
         self.hosting.start()
+        self.relays.add(self.hosting.port)
         self.kcm.start()
-        self.external.start()
-        admin = self.hosting.dir / "admin.kubeconfig"
+        self.registry.start()
+        self.relays.add(self.registry.port)
+        self._push_images()
         crds = module_dir("github.com/kubestellar/kubeflex", pinned("KUBEFLEX_VERSION")) / "config" / "crd" / "bases"
-        subprocess.run([tool("kubectl"), "--kubeconfig", str(admin), "apply", "--server-side", "-f", str(crds)],
-                       check=True, capture_output=True, timeout=60)
-        subprocess.run([tool("kubectl"), "--kubeconfig", str(admin), "wait", "--for=condition=Established",
-                        "crd/controlplanes.tenancy.kflex.kubestellar.org", "crd/postcreatehooks.tenancy.kflex.kubestellar.org",
-                        "--timeout=60s"], check=True, capture_output=True, timeout=70)
-        subprocess.run([tool("kubectl"), "--kubeconfig", str(admin), "create", "configmap", FAULTS_NAME,
-                        "-n", FAULTS_NAMESPACE], check=True, capture_output=True, timeout=30)
-        self.kubeflex = KubeFlex(self.hosting, self.etcd, self._hub, self.log)
+        self._kubectl("apply", "--server-side", "-f", str(crds), "-f", str(CLUSTER_DNS))
+        self._kubectl("wait", "--for=condition=Established", "crd/controlplanes.tenancy.kflex.kubestellar.org",
+                      "crd/postcreatehooks.tenancy.kflex.kubestellar.org", "--timeout=60s")
+        self._kubectl("create", "configmap", FAULTS_NAME, "-n", FAULTS_NAMESPACE)
+        self.node = Node(self.root, self.host, self.hosting, self.registry,
+                         pause_image=f"{self.registry.address}/pause:{pinned('PAUSE_VERSION')}")
+        self.node.start()
+        self._thread("log-keeper", LogKeeper(self.node, api_client(self.hosting.admin_kubeconfig())).run)
+        self.external.start()
+        self.relays.add(self.external.port)
+        self.kubeflex = KubeFlex(self.hosting, self.etcd, self._on_space, self.log)
         self._thread("kubeflex", self.kubeflex.run)
-        self._thread("kubelet", PodRunner(self.hosting, self.root, IMAGES, self.log).run)
-        self._hub(self.hosting)
         self._hub(self.external)
-        (self.root / "kubeconfig").write_text(self.hosting.admin_kubeconfig())
-        (self.root / "external.kubeconfig").write_text(self.external.admin_kubeconfig())
-        for name in ("kubeconfig", "external.kubeconfig"):
-            (self.root / name).chmod(0o600)
+        self._write_access()
         state = {"pid": os.getpid(), "hosting": self.hosting.url, "external": self.external.url,
-                 "etcd": self.etcd.url, "started_s": round(time.monotonic() - began, 1)}
+                 "etcd": self.etcd.url, "registry": self.registry.address, "registry_ca": str(self.registry.ca_file),
+                 "netns": self.host.netns, "node_ip": NODE_IP, "started_s": round(time.monotonic() - began, 1)}
         (self.root / "state.json").write_text(json.dumps(state, indent=2))
-        self.log(f"sandbox: up in {state['started_s']}s: hosting {self.hosting.url}, external {self.external.url}")
+        self.log(f"sandbox: up in {state['started_s']}s: hosting {self.hosting.url}, registry {self.registry.address}")
+
+    def _write_access(self) -> None:
+        """Kubeconfigs for the machine (127.0.0.1, through the relays) and, for the external cluster,
+        one valid inside the hosting cluster (the node's address), as a bootstrap Secret needs."""
+        assert self.external.admin is not None
+        files = {"kubeconfig": self.hosting.admin_kubeconfig(), "external.kubeconfig": self.external.admin_kubeconfig(),
+                 "external-incluster.kubeconfig": kubeconfig(f"https://{NODE_IP}:{self.external.port}",
+                                                             self.external.ca.cert_pem, "external",
+                                                             client=self.external.admin)}
+        for name, text in files.items():
+            (self.root / name).write_text(text)
+            (self.root / name).chmod(0o600)
 
     def stop(self) -> None:
         self.stop_event.set()
-        time.sleep(0.2)
         if self.kubeflex:
             for space in list(self.kubeflex.spaces.values()):
                 space.stop()
-        for server in (self.kcm, self.external, self.hosting):
+        if self.node:
+            self.node.stop()
+        self.relays.stop()
+        for server in (self.kcm, self.external, self.hosting, self.registry):
             server.stop()
         if self.etcd.process:
             self.etcd.process.stop()
 
 
 def self_check(root: Path) -> None:
-    """A helm install with OpenAPI validation on: a hand-made API server build can serve a broken
-    OpenAPI document, after which every helm install fails."""
+    """A helm install with OpenAPI validation on, whose hook Job runs a pod on the node: a hand-made
+    API server build can serve a broken OpenAPI document, and a node that cannot run pods fails
+    every test later and less clearly."""
+    current = state(root) or {}
     env = dict(os.environ, KUBECONFIG=str(root / "kubeconfig"), HELM_CACHE_HOME=str(root / "helm-cache"),
                HELM_CONFIG_HOME=str(root / "helm-config"), HELM_DATA_HOME=str(root / "helm-data"))
     helm = tool("helm")
     for argv in ([helm, "install", "selfcheck", str(SELF_CHECK_CHART), "-n", "sandbox-selfcheck", "--create-namespace",
-                  "--wait", "--timeout", "60s"],
+                  "--wait", "--timeout", "180s", "--set", f"image={current.get('registry')}/{HOOK_IMAGE}"],
                  [helm, "uninstall", "selfcheck", "-n", "sandbox-selfcheck", "--wait"]):
-        result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=False)
+        result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=240, check=False)
         if result.returncode != 0:
             last = (result.stderr.strip().splitlines() or ["no output"])[-1]
             raise StartError(f"sandbox self-check `helm {argv[1]}` failed: {last}")
@@ -128,31 +204,48 @@ def state(root: Path) -> dict[str, Any] | None:
 
 
 def down(root: Path) -> None:
-    """Stop the supervisor and everything in its process group; remove the sandbox's files."""
+    """Stop the supervisor, then take back whatever the sandbox holds, whatever state it was left in."""
     pid_file = root / "supervisor.pid"
     if pid_file.exists():
         pid = int(pid_file.read_text() or 0)
         if pid and pid_alive(pid):
             os.kill(pid, signal.SIGTERM)
-            end = time.monotonic() + 30
+            end = time.monotonic() + 60
             while pid_alive(pid) and time.monotonic() < end:
                 time.sleep(0.1)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)  # anything left of a killed or stuck run
-    shutil.rmtree(root, ignore_errors=True)
+    remove(root)
 
 
-def up(root: Path, timeout: float = 300) -> dict[str, Any]:
-    """Start the sandbox in the background (reusing one that is running) and self-check it."""
+def remove(root: Path) -> None:
+    Host(root).teardown()
+    subprocess.run(["rm", "-rf", str(root)], check=False, capture_output=True)
+
+
+def up(root: Path, lifeline: int | None = None, timeout: float = 300) -> dict[str, Any]:
+    """Start the sandbox in the background (reusing one that is running) and self-check it.
+    lifeline: the read end of a pipe whose write end the caller keeps; the sandbox ends when it closes."""
     running = state(root)
     if running:
         return running
     down(root)  # a stale or killed previous run must not break this one
+    pushed_images()  # fail now, not after a minute of start-up, if `make images` was not run
+    host = Host(root)
     (root / "logs").mkdir(parents=True)
+    host.prepare()
     log = root / "logs" / "supervisor.log"
-    with open(log, "ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "tests.sandbox", "serve", "--dir", str(root)], cwd=REPO,
-                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    machine_netns = os.open("/proc/self/ns/net", os.O_RDONLY)
+    argv = [sys.executable, "-m", "tests.sandbox", "serve", "--dir", str(root), "--machine-netns-fd", str(machine_netns)]
+    fds = [machine_netns]
+    if lifeline is not None:
+        argv += ["--lifeline-fd", str(lifeline)]
+        fds.append(lifeline)
+    try:
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(host.join_cgroup_argv(*host.in_netns(*argv)), cwd=REPO, stdout=out,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                                    pass_fds=fds)
+    finally:
+        os.close(machine_netns)
     (root / "supervisor.pid").write_text(str(proc.pid))
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -163,17 +256,32 @@ def up(root: Path, timeout: float = 300) -> dict[str, Any]:
         if proc.poll() is not None:
             lines = log.read_text(errors="replace").strip().splitlines()
             errors = [line for line in lines if line.startswith("sandbox: error")]
+            Host(root).teardown()  # the logs the error names stay
             raise StartError((errors or lines or [f"sandbox exited; log: {log}"])[-1].removeprefix("sandbox: error: "))
         time.sleep(0.2)
-    down(root)
+    Host(root).teardown()
     raise StartError(f"sandbox did not start within {timeout:.0f}s; log: {log}")
 
 
-def serve(root: Path) -> int:
-    sandbox = Sandbox(root)
+def _leave_sandbox_cgroup() -> None:
+    """Teardown kills every process in the sandbox's cgroup: the one doing it must stand outside."""
+    (UNIFIED / "cgroup.procs").write_text("0")
+
+
+def serve(root: Path, machine_netns_fd: int, lifeline: int | None) -> int:
+    sandbox = Sandbox(root, machine_netns_fd)
     stopping = threading.Event()
+    orphaned = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
+    if lifeline is not None:
+        def watch_lifeline() -> None:
+            with contextlib.suppress(OSError):
+                while os.read(lifeline, 1):
+                    pass
+            orphaned.set()
+            stopping.set()
+        threading.Thread(target=watch_lifeline, daemon=True, name="lifeline").start()
     try:
         sandbox.start()
     except (StartError, subprocess.CalledProcessError, OSError) as err:
@@ -182,6 +290,9 @@ def serve(root: Path) -> int:
         sandbox.stop()
         return 1
     stopping.wait()
-    sandbox.log("sandbox: stopping")
+    sandbox.log("sandbox: stopping" + (" (the test session that started it is gone)" if orphaned.is_set() else ""))
     sandbox.stop()
+    if orphaned.is_set():  # nobody will call down(): do its work
+        _leave_sandbox_cgroup()
+        remove(root)
     return 0

@@ -1,0 +1,92 @@
+"""What only a real node shows: the hook pod's whole memory (its cgroup), a pod killed for memory,
+an image that cannot be pulled, and a read-only root filesystem."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import yaml
+
+from tests.harness import CHART, REPORTS, PodUsage, Sandbox, install, run_hook, unique
+
+DEFAULTS: dict[str, Any] = yaml.safe_load((CHART / "values.yaml").read_text())
+
+
+def quantity_bytes(text: str) -> int:
+    number, unit = re.fullmatch(r"(\d+)(Mi|Gi)", text).groups()  # type: ignore[union-attr]
+    return int(number) * {"Mi": 2**20, "Gi": 2**30}[unit]
+
+
+def test_a_hook_pod_with_five_itses_stays_well_under_the_default_memory_limit(sandbox: Sandbox) -> None:
+    """Five ITSes in one pod, each with its clusteradm init run at the same time: the pod's cgroup
+    peak, against the default limit, with room to spare on a busier cluster."""
+    namespace, release = unique("memory"), "ks-its"
+    itses = [{"name": unique(f"mem{index}")} for index in range(5)]
+    with PodUsage(sandbox, namespace, f"batch.kubernetes.io/job-name={release}-hook") as usage:
+        install(sandbox, "helm3", release, namespace, itses, "--set", "hook.maxParallelPods=1")
+    (peak,) = usage.peak_bytes.values()
+    limit = quantity_bytes(DEFAULTS["hook"]["resources"]["limits"]["memory"])
+    request = quantity_bytes(DEFAULTS["hook"]["resources"]["requests"]["memory"])
+    REPORTS.append(f"hook pod memory: {peak / 2**20:.0f} MiB peak with 5 ITSes (request {request // 2**20} MiB, "
+                   f"limit {limit // 2**20} MiB)")
+    assert peak < 0.75 * limit, f"peak {peak / 2**20:.0f} MiB leaves too little of the {limit // 2**20} MiB limit"
+    assert peak < request * 1.25, "the request should cover a pod's usual peak"
+    sandbox.helm("helm3", "uninstall", release, "--namespace", namespace, "--wait")
+    for its in itses:
+        sandbox.delete_controlplane(its["name"])
+
+
+def test_a_hook_pod_killed_for_memory_says_which_itses_it_left_undone_and_what_to_raise(sandbox: Sandbox) -> None:
+    namespace, release = unique("oom"), "ks-its"
+    itses = [{"name": unique("oom-a")}, {"name": unique("oom-b")}]
+    result = install(sandbox, "helm3", release, namespace, itses, "--set", "hook.maxParallelPods=1",
+                     "--set", "hook.backoffLimit=0", "--set", "hook.resources.limits.memory=24Mi",
+                     "--set", "hook.resources.requests.memory=24Mi", "--timeout", "120s", check=False)
+    assert result.returncode != 0
+    pods = sandbox.core.list_namespaced_pod(namespace, label_selector=f"batch.kubernetes.io/job-name={release}-hook")
+    (pod,) = pods.items
+    terminated = pod.status.container_statuses[0].state.terminated
+    assert terminated.reason == "OOMKilled"
+    assert terminated.message.startswith(f"not finished: {itses[0]['name']}, {itses[1]['name']}. ")
+    assert "raise hook.resources.limits.memory" in terminated.message
+    # The cleanup hook has the same limit, so it is killed too: uninstall without hooks.
+    sandbox.helm("helm3", "uninstall", release, "--namespace", namespace, "--wait", "--no-hooks")
+    sandbox.kubectl("delete", "namespace", namespace, "--wait=false")
+    for its in itses:
+        sandbox.delete_controlplane(its["name"])
+
+
+def test_an_unpullable_hook_image_is_named_where_the_readme_says(sandbox: Sandbox) -> None:
+    """Helm cannot be told to fail before its --timeout; the README's troubleshooting says what users
+    see then, and where the image is named. This is that, as it happens."""
+    namespace, release = unique("pull"), "ks-its"
+    result = install(sandbox, "helm3", release, namespace, [{"name": unique("pull")}], "--timeout", "45s",
+                     "--set", "hook.image.repository=kubestellar/no-such-image", check=False)
+    assert result.returncode != 0
+    readme = (CHART.parent / "README.md").read_text()
+    helm_error = "failed post-install: 1 error occurred:\n\t* timed out waiting for the condition"
+    assert helm_error in result.stderr
+    assert "`Error: failed post-install: ... timed out waiting for the condition` and the hook pods are " \
+           "`ErrImagePull` or `ImagePullBackOff`" in readme
+    pods = sandbox.core.list_namespaced_pod(namespace, label_selector=f"batch.kubernetes.io/job-name={release}-hook")
+    waiting = pods.items[0].status.container_statuses[0].state.waiting
+    assert waiting.reason in ("ErrImagePull", "ImagePullBackOff")
+    image = f"{sandbox.registry}/kubestellar/no-such-image"
+    assert image in waiting.message
+    listed = sandbox.kubectl("get", "pods", "-n", namespace, "-l", f"batch.kubernetes.io/job-name={release}-hook").stdout
+    assert waiting.reason in listed
+    # The cleanup hook runs the same image: as the README says, uninstall without hooks, then remove the Job.
+    sandbox.helm("helm3", "uninstall", release, "--namespace", namespace, "--wait", "--no-hooks")
+    sandbox.kubectl("delete", "namespace", namespace, "--wait=false")
+
+
+def test_the_hook_writes_only_to_tmp(sandbox: Sandbox, hook_runner: str) -> None:
+    """The hook pod's root filesystem is read-only and /tmp its only writable volume: a full install,
+    clusteradm included, succeeds as it is."""
+    name = unique("rofs")
+    sandbox.create_controlplane(name, "vcluster")
+    result = run_hook(sandbox, [{"name": name}], deadline=300)
+    assert result.returncode == 0, result.stderr
+    assert result.termination_message == f"ready: {name}\n"
+    sandbox.delete_controlplane(name)
