@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import readiness, render, scale
+from bench import ocm, readiness, render, scale
 from tests.harness import Sandbox
 from tests.sandbox.kube import api_client
 from tests.sandbox.servers import BIN, REPO
@@ -77,8 +77,19 @@ def markdown(results: dict[str, Any]) -> str:
                     f"{beyond:.1f} s (wall {scaling['wall_s'][count]:.1f} s) | one after another: "
                     f"{scaling['serial_estimate_s'][count]:.0f} s |")
     rows += [
-        f"| Wall time ratio, {list(results['scale'])[-1]} ITSes to 1 | {results['scale_ratio_50_to_1']:.2f} | "
+        f"| Wall time ratio, {list(results['scale'])[-1]} ITSes to 1 | {results['scale_ratio_last_to_1']:.2f} | "
         f"one after another: {list(results['scale'])[-1]} |",
+    ]
+    for count, hub in results["hubs"].items():
+        itses = "1 ITS" if count == "1" else f"{count} ITSes"
+        rows.append(f"| {itses}: hub serving / a WEC joined to each / first ManifestWork applied on each, "
+                    f"from `helm upgrade --install` | {hub['hub_serving_s']:.0f} s / {hub['wec_joined_s']:.0f} s / "
+                    f"{hub['first_work_applied_s']:.0f} s | |")
+    per_its = results["hubs"][list(results["hubs"])[-1]]["memory_per_its"]
+    rows += [
+        f"| Memory per ITS: API server / controller-manager / hub pods | {per_its['apiserver_mb']} / "
+        f"{per_its['controller_manager_mb']} / {per_its['hub_pods_mb']} MB ({per_its['total_mb']} MB; "
+        f"this machine holds about {results['its_capacity']} ITSes) | |",
         f"| API calls per ITS, install (mutating / read) | {calls['install']['mutating']} / {calls['install']['read']} | |",
         f"| API calls per ITS, no-op re-run (mutating / read) | {calls['noop_rerun']['mutating']} / "
         f"{calls['noop_rerun']['read']} | |",
@@ -94,6 +105,13 @@ def markdown(results: dict[str, Any]) -> str:
         f"| `make test` | {fmt_seconds(results['make_test_s'])} | |",
     ]
     return "\n".join(rows) + "\n"
+
+
+def its_capacity(hubs: dict[str, Any]) -> int:
+    """ITSes that fit in this machine's memory beside the sandbox, at the measured cost of one."""
+    per_its = hubs[list(hubs)[-1]]["memory_per_its"]["total_mb"]
+    available_kb = int(re.search(r"MemAvailable:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))  # type: ignore[union-attr]
+    return int(available_kb / 1024 / per_its)
 
 
 def fmt_seconds(value: float | None) -> str:
@@ -112,7 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--out", type=Path, default=REPO / "bench")
     parser.add_argument("--trials", type=int, default=20, help="readiness trials (default 20)")
-    parser.add_argument("--counts", default="1,5,20,50", help="ITS counts of the scale runs")
+    # Every ITS runs a real OCM hub (about 0.7 GB with its API server): 10 fit this machine with room.
+    parser.add_argument("--counts", default="1,5,10", help="ITS counts of the scale runs")
+    parser.add_argument("--hub-counts", default="1,5", help="ITS counts of the WEC and ManifestWork runs")
     parser.add_argument("--delay", type=float, default=20.0, help="space start-up delay D, seconds")
     parser.add_argument("--render-counts", default="1,10,100,500",
                         help="ITS counts of the render runs, at least two different ones (a line is fitted)")
@@ -120,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         counts = [int(c) for c in args.counts.split(",")]
+        hub_counts = [int(c) for c in args.hub_counts.split(",")]
         render_counts = [int(c) for c in args.render_counts.split(",")]
     except ValueError:
         parser.error("--counts and --render-counts are comma-separated integers")
@@ -133,13 +154,15 @@ def main(argv: list[str] | None = None) -> int:
             sandbox = Sandbox(root, api_client((root / "kubeconfig").read_text()), Path(helm_home))
             latency = readiness.run(sandbox, args.trials, log)
             scaling = scale.run(sandbox, counts, args.delay, cost_count=5 if 5 in counts else counts[0], log=log)
+            hubs = ocm.run(sandbox, hub_counts, log)
             rendering = render.run(sandbox, render_counts, log)
     finally:
         down(root)
     results = {
         "readiness_latency_s": latency,
         "scale": scaling["beyond_delay_s"],
-        "scale_ratio_50_to_1": scaling["ratio_last_to_first"],
+        "scale_ratio_last_to_1": scaling["ratio_last_to_first"],
+        "hubs": hubs,
         "api_calls_per_its": scaling["api_calls_per_its"],
         "render_s": rendering["render_s"],
         "render_fit": rendering["render_fit"],
@@ -148,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         "tools_cold_build_s": recorded_seconds(REPO / ".cache" / "tools-cold-build-seconds"),
         "make_test_s": recorded_seconds(REPO / ".cache" / "make-test-seconds"),
         "scale_detail": scaling,
+        "its_capacity": its_capacity(hubs),
         "bench_s": round(time.monotonic() - started, 1),
         "machine": machine(),
     }

@@ -21,7 +21,7 @@ from ks_its_hooks.deadline import Deadline
 from ks_its_hooks.log import EventLog
 from ks_its_hooks.readiness import condition_status
 from ks_its_hooks.space import wait_controlplane
-from ks_its_hooks.spec import HookConfig, ItsSpec, OcmSettings
+from ks_its_hooks.spec import HookConfig, ItsSpec, OcmSettings, StatusAddonSettings
 from ks_its_hooks.step import Context
 
 from bench.stats import percentiles
@@ -50,8 +50,10 @@ def trial(sandbox: Sandbox, name: str, delay: float) -> dict[str, float]:
     noticed: dict[str, float] = {}
 
     def ours() -> None:
-        its = ItsSpec(name=name, type="host", install_clusteradm=True, bootstrap_secret=None)
-        config = HookConfig(itses=(its,), deadline_seconds=WAIT_TIMEOUT_S, ocm=OcmSettings("", "default"))
+        its = ItsSpec(name=name, type="host", install_clusteradm=True, bootstrap_secret=None,
+                      install_status_addon=False)
+        config = HookConfig(itses=(its,), deadline_seconds=WAIT_TIMEOUT_S, ocm=OcmSettings("", "default"),
+                    status_addon=StatusAddonSettings("oci://r/c", "v1", False, "", None, {}))
         wait_controlplane(Context(hosting=sandbox.api, its=its, config=config, deadline=Deadline(WAIT_TIMEOUT_S),
                                   log=EventLog(name, io.StringIO()), step="space"))
         noticed["ours"] = time.time()

@@ -33,17 +33,30 @@ def dockerfile_arg(name: str) -> str:
 
 def statements() -> list[tuple[str, dict[str, str]]]:
     chart = yaml.safe_load((ROOT / "chart" / "Chart.yaml").read_text())
+    values = yaml.safe_load((ROOT / "chart" / "values.yaml").read_text())
+    addon_chart = yaml.safe_load((ROOT / "tests" / "charts" / "ocm-status-addon-chart" / "Chart.yaml").read_text())
     package = tomllib.loads((ROOT / "hooks" / "pyproject.toml").read_text())["project"]["version"]
     return [
         ("hook package version", {
             "hooks/pyproject.toml project.version": package,
             "chart/Chart.yaml appVersion": str(chart["appVersion"]),
+            "chart/Chart.yaml annotations.artifacthub.io/images tag": yaml.safe_load(
+                chart["annotations"]["artifacthub.io/images"])[0]["image"].rsplit(":", 1)[-1],
         }),
         ("clusteradm version", {
             "ci/versions.env CLUSTERADM_VERSION": pinned("CLUSTERADM_VERSION"),
             "hooks/Dockerfile ARG CLUSTERADM_VERSION": dockerfile_arg("CLUSTERADM_VERSION"),
             "chart/Chart.yaml annotations.kubestellar.io/clusteradm-version":
                 str((chart.get("annotations") or {}).get("kubestellar.io/clusteradm-version")),
+        }),
+        ("helm version of the hook image", {
+            "ci/versions.env HELM3_VERSION": pinned("HELM3_VERSION"),
+            "hooks/Dockerfile ARG HELM_VERSION": dockerfile_arg("HELM_VERSION"),
+        }),
+        ("status add-on chart version", {
+            "chart/values.yaml statusAddon.chart.version": str(values["statusAddon"]["chart"]["version"]),
+            "ci/versions.env STATUS_ADDON_CHART_VERSION": pinned("STATUS_ADDON_CHART_VERSION"),
+            "tests/charts/ocm-status-addon-chart/Chart.yaml version": str(addon_chart["version"]),
         }),
     ]
 

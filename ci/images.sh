@@ -98,11 +98,17 @@ hook() {
 }
 
 build_hook() {
-  local image=$1
+  local image=$1 revision
+  revision=$(cd "$root" && git rev-parse HEAD)
   buildah bud --pull=never --network host --layers=false -f "$root/hooks/Dockerfile" \
     --build-arg GO_IMAGE="localhost/builder:$SUITE" --build-arg PYTHON_IMAGE="localhost/builder:$SUITE" \
     --build-arg RUNTIME_IMAGE="localhost/runtime:$SUITE" --build-arg CLUSTERADM_VERSION="$CLUSTERADM_VERSION" \
-    --build-arg VERSION="$APP_VERSION" --build-arg REVISION="$(cd "$root" && git rev-parse HEAD)" \
+    --build-arg HELM_VERSION="$HELM3_VERSION" \
+    --build-arg VERSION="$APP_VERSION" --build-arg REVISION="$revision" \
+    --annotation org.opencontainers.image.source=https://github.com/kubestellar/kubestellar \
+    --annotation org.opencontainers.image.version="$APP_VERSION" \
+    --annotation org.opencontainers.image.revision="$revision" \
+    --annotation org.opencontainers.image.licenses=Apache-2.0 \
     -v "$cache/go/mod:/go/pkg/mod" -v "$cache/go/build:/root/.cache/go-build" \
     -t "$image" "$root" || return 1
   buildah push "$image" "oci-archive:$out/ks-its-hooks.tar:$image"

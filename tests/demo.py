@@ -20,6 +20,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from tests.harness import Sandbox
 from tests.sandbox.kube import api_client
 from tests.sandbox.servers import BIN, REPO, StartError, yaml_value
 from tests.sandbox.supervisor import DEFAULT_DIR, state, up
@@ -29,13 +30,18 @@ ITSES = '[{"name":"its1"},{"name":"its2","type":"host"},{"name":"its3","type":"e
 CHART_VERSION = yaml_value(REPO / "chart" / "Chart.yaml", "version")
 
 
-def user_command(registry: str, ca_file: str) -> list[str]:
+def user_command(current: dict[str, str]) -> list[str]:
     """What a user of a private registry runs, as upstream's README shows its OCI chart: the chart,
-    the hook image and OCM's images all from that registry."""
+    the hook image, OCM's images and the status add-on's chart (the tests' stand-in) all from that
+    registry, trusted through its CA."""
+    registry, ca_file = current["registry"], current["registry_ca"]
     return ["helm", "upgrade", "--install", "ks-its", f"oci://{registry}/charts/kubestellar-its",
             "--version", CHART_VERSION, "--ca-file", ca_file, "--namespace", NAMESPACE, "--create-namespace",
             "--wait", "--timeout", "15m", "--set", f"global.imageRegistry={registry}",
-            "--set", f"ocm.imageRegistry={registry}/open-cluster-management", "--set-json", f"ITSes={ITSES}"]
+            "--set", f"ocm.imageRegistry={registry}/open-cluster-management",
+            "--set", f"statusAddon.chart.repository={current['status_addon_chart']}",
+            "--set-file", f"statusAddon.chart.caBundle={ca_file}",
+            "--set", f"statusAddon.values.image={current['shell_image']}", "--set-json", f"ITSes={ITSES}"]
 
 
 def say(text: str) -> None:
@@ -106,7 +112,7 @@ def space_kubeconfig(core: client.CoreV1Api, cp: dict[str, Any], root: Path) -> 
 def its_row(custom: client.CustomObjectsApi, core: client.CoreV1Api, name: str, root: Path) -> tuple[list[str], bool]:
     cp: dict[str, Any] = custom.get_cluster_custom_object("tenancy.kflex.kubestellar.org", "v1alpha1", "controlplanes", name)
     ready = condition(cp, "Ready") == "True"
-    hub, props = "-", "-"
+    hub, props, addon = "-", "-", "-"
     annotations = cp["metadata"].get("annotations") or {}
     took = "-"
     if "its.kubestellar.io/status-time" in annotations:
@@ -130,9 +136,61 @@ def its_row(custom: client.CustomObjectsApi, core: client.CoreV1Api, name: str, 
             props = "present"
         except ApiException:
             props = "absent"
+        try:
+            controller = client.AppsV1Api(space).read_namespaced_deployment("addon-status-controller",
+                                                                            "open-cluster-management")
+            addon = f"{controller.status.available_replicas or 0}/{controller.spec.replicas} available"
+        except ApiException:
+            addon = "absent"
     label = (cp["metadata"].get("labels") or {}).get("kflex.kubestellar.io/cptype", "-")
-    ok = ready and hub == "Applied" and props == "present" and label == "its"
-    return [name, cp["spec"]["type"], "yes" if ready else "no", hub, props, label, took], ok
+    ok = ready and hub == "Applied" and props == "present" and addon == "1/1 available" and label == "its"
+    return [name, cp["spec"]["type"], "yes" if ready else "no", hub, addon, props, label, took], ok
+
+
+def show_wecs(root: Path, api: client.ApiClient) -> bool:
+    """What an ITS is for: a workload cluster joins each (real clusteradm join and accept, the real
+    klusterlet), a ManifestWork carries a ConfigMap to it, and the WEC gets its ConfigMap of extra
+    properties in customization-properties, as KubeStellar users keep them."""
+    handle = Sandbox(root, api, root / "helm-home")
+    rows = [["ITS", "WEC", "JOINED", "AVAILABLE", "MAILBOX NAMESPACE", "CONFIGMAP ON THE WEC", "PROPERTIES"]]
+    ok = True
+    for its in ("its1", "its2", "its3"):
+        wec = f"wec-{its}"
+        say(f"demo: WEC {wec} joins {its} (clusteradm join, clusteradm accept) and receives a ManifestWork")
+        kubeconfig = handle.add_wec(wec)
+        hub_api = handle.space_api(its)
+        hub = client.CustomObjectsApi(hub_api)
+        try:
+            hub.get_cluster_custom_object("cluster.open-cluster-management.io", "v1", "managedclusters", wec)
+        except ApiException:
+            handle.join(wec, its, kubeconfig)
+        work = {"apiVersion": "work.open-cluster-management.io/v1", "kind": "ManifestWork",
+                "metadata": {"name": "demo", "namespace": wec},
+                "spec": {"workload": {"manifests": [{"apiVersion": "v1", "kind": "ConfigMap",
+                                                     "metadata": {"name": "from-its", "namespace": "default"},
+                                                     "data": {"its": its}}]}}}
+        with contextlib.suppress(ApiException):
+            hub.create_namespaced_custom_object("work.open-cluster-management.io", "v1", wec, "manifestworks", work)
+        properties = {"metadata": {"name": wec, "namespace": "customization-properties"}, "data": {"region": "demo"}}
+        with contextlib.suppress(ApiException):
+            client.CoreV1Api(hub_api).create_namespaced_config_map("customization-properties", properties)
+        on_wec = client.CoreV1Api(api_client(kubeconfig.read_text()))
+        end, delivered = time.monotonic() + 120, "-"
+        while time.monotonic() < end and delivered == "-":
+            with contextlib.suppress(ApiException):
+                delivered = f"from-its: its={on_wec.read_namespaced_config_map('from-its', 'default').data['its']}"
+            time.sleep(1)
+        cluster = hub.get_cluster_custom_object("cluster.open-cluster-management.io", "v1", "managedclusters", wec)
+        joined, available = condition(cluster, "ManagedClusterJoined"), condition(cluster, "ManagedClusterConditionAvailable")
+        mailbox = "present" if wec in {n.metadata.name for n in client.CoreV1Api(hub_api).list_namespace().items} else "-"
+        props = "present" if client.CoreV1Api(hub_api).read_namespaced_config_map(wec, "customization-properties") else "-"
+        rows.append([its, wec, joined, available, mailbox, delivered, props])
+        ok = ok and joined == available == "True" and mailbox == "present" and delivered != "-"
+    say("")
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        say("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+    return ok
 
 
 def main() -> int:
@@ -157,7 +215,7 @@ def main() -> int:
     say(f"demo: the chart is in the sandbox's registry, oci://{registry}/charts/kubestellar-its {CHART_VERSION}, "
         "with the hook image and OCM's images")
     bootstrap_secret(core, root, env)
-    command = user_command(registry, ca_file)
+    command = user_command(current)
     say(f"demo: export KUBECONFIG={root / 'kubeconfig'}")
     say(f"demo: {shlex.join(command)}")
     stop = threading.Event()
@@ -172,18 +230,20 @@ def main() -> int:
         say(result.stdout)
         print(result.stderr, file=sys.stderr)
     say(f"demo: helm finished in {time.monotonic() - started:.1f}s (exit {result.returncode})\n")
-    header = ["ITS", "TYPE", "READY", "OCM HUB", "CUSTOMIZATION-PROPERTIES", "CPTYPE", "TIME TO READY"]
+    header = ["ITS", "TYPE", "READY", "OCM HUB", "STATUS ADD-ON", "CUSTOMIZATION-PROPERTIES", "CPTYPE", "TIME TO READY"]
     rows, all_ok = [header], True
     for name in ("its1", "its2", "its3"):
         try:
             row, ok = its_row(custom, core, name, root)
         except ApiException as err:
-            row, ok = [name, "-", "no", "-", "-", "-", f"error {err.status}"], False
+            row, ok = [name, "-", "no", "-", "-", "-", "-", f"error {err.status}"], False
         rows.append(row)
         all_ok = all_ok and ok
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     for row in rows:
         say("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+    if all_ok and result.returncode == 0:
+        all_ok = show_wecs(root, api)
     say("\nUse a space with kubectl (a kubeconfig for use on this machine):")
     for name in ("its1", "its2", "its3"):
         if (root / f"{name}.kubeconfig").exists():

@@ -7,6 +7,7 @@ import base64
 import contextlib
 import json
 import os
+import re
 import subprocess
 import threading
 import time
@@ -22,6 +23,7 @@ from tests.sandbox.host import Host
 from tests.sandbox.kube import api_client
 from tests.sandbox.kubeflex import FAULTS_NAME, FAULTS_NAMESPACE
 from tests.sandbox.servers import BIN, REPO, kubeconfig, yaml_value
+from tests.sandbox.wecs import WECS_NAME, WECS_NAMESPACE
 
 CHART = REPO / "chart"
 APP_VERSION = yaml_value(CHART / "Chart.yaml", "appVersion")
@@ -69,8 +71,20 @@ class Sandbox:
         return f"{self.registry}/open-cluster-management"
 
     def image_values(self) -> list[str]:
-        """What a user of a private registry sets: every image of the chart and of OCM from there."""
-        return ["--set", f"global.imageRegistry={self.registry}", "--set", f"ocm.imageRegistry={self.ocm_registry}"]
+        """What a user of a private registry sets: every image of the chart and of OCM from there, and
+        the status add-on's chart (the stand-in) from there, trusted through the registry's CA."""
+        return ["--set", f"global.imageRegistry={self.registry}", "--set", f"ocm.imageRegistry={self.ocm_registry}",
+                "--set", f"statusAddon.chart.repository={self.state['status_addon_chart']}",
+                "--set-file", f"statusAddon.chart.caBundle={self.state['registry_ca']}",
+                "--set", f"statusAddon.values.image={self.state['shell_image']}"]
+
+    def status_addon_config(self, **chart: Any) -> dict[str, Any]:
+        """its.json `statusAddon` as the chart renders it with image_values() (and `chart` overrides)."""
+        defaults = yaml.safe_load((REPO / "chart" / "values.yaml").read_text())["statusAddon"]
+        return {"chart": self.state["status_addon_chart"], "version": defaults["chart"]["version"],
+                "plainHTTP": False, "caBundle": Path(self.state["registry_ca"]).read_text(), "pullSecret": None,
+                "values": {"controller": defaults["controller"], "agent": defaults["agent"],
+                           "image": self.state["shell_image"]}, **chart}
 
     def env(self, **extra: str) -> dict[str, str]:
         return {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PATH": f"{BIN}:{os.environ['PATH']}",
@@ -137,6 +151,57 @@ class Sandbox:
         secret = self.core.read_namespaced_secret("vc-vcluster", f"{name}-system")
         return api_client(base64.b64decode(secret.data["config"]).decode())
 
+    # --- workload clusters ---------------------------------------------------------------------
+
+    @staticmethod
+    def api_client_for(kubeconfig_path: Path) -> client.ApiClient:
+        return api_client(kubeconfig_path.read_text())
+
+    def add_wec(self, name: str, timeout: float = 180) -> Path:
+        """A new workload cluster (its own API server; the klusterlet's pods run on the node). Returns
+        its kubeconfig, valid on this machine and inside the sandbox's namespace alike."""
+        self.core.patch_namespaced_config_map(WECS_NAME, WECS_NAMESPACE, {"data": {name: "{}"}})
+        path = self.root / "wecs" / f"{name}.kubeconfig"
+        end = time.monotonic() + timeout
+        while not path.exists():
+            if time.monotonic() > end:
+                raise AssertionError(f"WEC {name} did not start: {self.root / 'logs' / 'supervisor.log'}")
+            time.sleep(0.5)
+        return path
+
+    def remove_wec(self, name: str) -> None:
+        self.core.patch_namespaced_config_map(WECS_NAME, WECS_NAMESPACE, {"data": {name: None}},
+                                              _content_type="application/merge-patch+json")
+
+    def hub_kubeconfig(self, its: str) -> Path:
+        """The ITS's space, for clusteradm on this machine."""
+        cp = self.controlplane(its) or {}
+        if cp["spec"]["type"] == "host":
+            return self.kubeconfig
+        if cp["spec"]["type"] == "external":
+            return self.external_kubeconfig
+        path = self.root / "hubs" / f"{its}.kubeconfig"
+        path.parent.mkdir(exist_ok=True)
+        secret = self.core.read_namespaced_secret("vc-vcluster", f"{its}-system")
+        path.write_bytes(base64.b64decode(secret.data["config"]))
+        path.chmod(0o600)
+        return path
+
+    def join(self, wec: str, its: str, wec_kubeconfig: Path) -> None:
+        """What a WEC's administrator and the ITS's do: clusteradm join (where the hub's address
+        resolves: the sandbox's namespace, where the node's address reaches every API server), then
+        clusteradm accept on the hub; the klusterlet's images from the sandbox's registry."""
+        hub = self.hub_kubeconfig(its)
+        token = re.search(r"^token=(\S+)$", self.run(str(BIN / "clusteradm"), "get", "token", "--kubeconfig",
+                                                     str(hub)).stdout, re.MULTILINE)
+        assert token, "clusteradm get token printed no token"
+        port = yaml.safe_load(hub.read_text())["clusters"][0]["cluster"]["server"].rsplit(":", 1)[1]
+        self.run("nsenter", f"--net=/run/netns/{self.state['netns']}", str(BIN / "clusteradm"), "join",
+                 "--hub-token", token.group(1), "--hub-apiserver", f"https://{self.state['node_ip']}:{port}",
+                 "--cluster-name", wec, "--kubeconfig", str(wec_kubeconfig), "--image-registry", self.ocm_registry,
+                 "--bundle-version", "default", "--wait", timeout=600)
+        self.run(str(BIN / "clusteradm"), "accept", "--clusters", wec, "--kubeconfig", str(hub), "--wait")
+
     def set_faults(self, key: str, **faults: Any) -> None:
         patch = {"data": {key: json.dumps(faults)}}
         self.core.patch_namespaced_config_map(FAULTS_NAME, FAULTS_NAMESPACE, patch,
@@ -182,12 +247,20 @@ class Sandbox:
 SERVER_SELF = "system:apiserver"
 
 
-def mutating(events: list[dict[str, Any]], user: str | None = None) -> list[str]:
-    """'verb resource/name by user' for each write (of `user`, or of any client), for readable failures."""
+def mutating(events: list[dict[str, Any]], user: str | None = None, agent: str | None = None) -> list[str]:
+    """'verb resource/name by user' for each write of `user` or of clients whose user agent starts with
+    `agent` (or of any client), for readable failures. Dry runs store nothing: not writes."""
     return [f"{e['verb']} {e.get('objectRef', {}).get('resource')}/{e.get('objectRef', {}).get('name')} "
-            f"by {e['user']['username']}"
+            f"by {e['user']['username']} ({e.get('userAgent', '')})"
             for e in events if e["verb"] in MUTATING and e["user"]["username"] != SERVER_SELF
-            and (user is None or e["user"]["username"] == user)]
+            and "dryRun=All" not in e.get("requestURI", "")
+            and (user is None or e["user"]["username"] == user)
+            and (agent is None or e.get("userAgent", "").startswith(agent))]
+
+
+# In a space the hook acts with the space's admin credentials, as KubeFlex's stand-in and the pod
+# syncer do: its requests are told apart by its user agent.
+HOOK_AGENT = "ks-its-hook/"
 
 
 def unique(prefix: str) -> str:
@@ -199,18 +272,21 @@ HOOK_RUNNER = "hook-runner"
 HOOK_RUNNER_USER = f"system:serviceaccount:default:{HOOK_RUNNER}"
 
 
-def its_config(sandbox: Sandbox, itses: list[dict[str, Any]], deadline: int = 120) -> str:
+def its_config(sandbox: Sandbox, itses: list[dict[str, Any]], deadline: int = 120,
+               ocm_registry: str | None = None, status_addon: dict[str, Any] | None = None) -> str:
     """its.json as the chart renders it for these ITSes (bootstrap Secrets in namespace default)."""
     normalized = []
     for its in itses:
         entry = {"name": its["name"], "type": its.get("type", "vcluster"),
-                 "installClusteradm": its.get("install_clusteradm", True), "bootstrapSecret": None}
+                 "installClusteradm": its.get("install_clusteradm", True), "bootstrapSecret": None,
+                 "installStatusAddon": its.get("install_status_addon", True)}
         if entry["type"] == "external":
             entry["bootstrapSecret"] = {"name": f"{its['name']}-bootstrap", "namespace": "default",
                                         "key": "kubeconfig-incluster", **its.get("bootstrapSecret", {})}
         normalized.append(entry)
     return json.dumps({"itses": normalized, "deadlineSeconds": deadline,
-                       "ocm": {"imageRegistry": sandbox.ocm_registry, "bundleVersion": "default"}})
+                       "ocm": {"imageRegistry": ocm_registry or sandbox.ocm_registry, "bundleVersion": "default"},
+                       "statusAddon": status_addon or sandbox.status_addon_config()})
 
 
 @dataclass
@@ -227,9 +303,10 @@ class HookPod:
     """The hook image run as a pod of the node, as the chart runs it (restricted, read-only root, /tmp
     an emptyDir), its its.json in a ConfigMap, as ServiceAccount `account` of `namespace`."""
 
-    def __init__(self, sandbox: Sandbox, itses: list[dict[str, Any]], deadline: int = 120, command: str = "install",
+    def __init__(self, sandbox: Sandbox, itses: list[dict[str, Any]], deadline: int = 300, command: str = "install",
                  account: str = "hook-runner", namespace: str = "default", env: dict[str, str] | None = None,
-                 files: dict[str, str] | None = None, memory_limit: str = "256Mi") -> None:
+                 files: dict[str, str] | None = None, memory_limit: str = "512Mi", ocm_registry: str | None = None,
+                 status_addon: dict[str, Any] | None = None) -> None:
         """files: executable files mounted at /opt/extra (a stand-in for a tool, first on PATH)."""
         self.sandbox = sandbox
         self.namespace = namespace
@@ -238,7 +315,7 @@ class HookPod:
         core = sandbox.core
         core.create_namespaced_config_map(namespace, client.V1ConfigMap(
             metadata=client.V1ObjectMeta(name=self.name),
-            data={"its.json": its_config(sandbox, itses, deadline), **(files or {})}))
+            data={"its.json": its_config(sandbox, itses, deadline, ocm_registry, status_addon), **(files or {})}))
         variables = {"TMPDIR": "/tmp", "HOME": "/tmp", "POD_NAMESPACE": namespace, **(env or {})}
         if files:
             variables["PATH"] = "/opt/extra:/opt/ks-its/bin:/usr/local/bin:/usr/bin:/bin"
@@ -329,7 +406,7 @@ def keep_hook_log(sandbox: Sandbox, name: str, output: str) -> None:
     (sandbox.root / "logs" / "pods" / f"{name}.hook.log").write_text(output)
 
 
-def run_hook(sandbox: Sandbox, itses: list[dict[str, Any]], deadline: int = 120, command: str = "install",
+def run_hook(sandbox: Sandbox, itses: list[dict[str, Any]], deadline: int = 300, command: str = "install",
              **options: Any) -> HookRun:
     """One hook run to its end, as a pod (see HookPod for the options)."""
     return HookPod(sandbox, itses, deadline, command, **options).wait()
@@ -353,7 +430,16 @@ def create_its(sandbox: Sandbox, name: str, its_type: str) -> dict[str, Any]:
     return {"name": name, "type": its_type}
 
 
-def assert_ready_its(sandbox: Sandbox, name: str) -> None:
+def status_addon_pods(sandbox: Sandbox, its: str) -> list[Any]:
+    """The status add-on controller's pods in the space, Running."""
+    return [pod for pod in client.CoreV1Api(sandbox.space_api(its)).list_namespaced_pod(
+        "open-cluster-management", label_selector="app.kubernetes.io/name=addon-status-controller").items
+        if pod.status.phase == "Running"]
+
+
+def assert_ready_its(sandbox: Sandbox, name: str, status_addon: bool = True) -> None:
+    """Ready as a user means it: labelled, the hub applied and running, its webhooks judging requests,
+    and (unless opted out) the status add-on's controller running."""
     cp = sandbox.controlplane(name)
     assert cp is not None
     assert cp["metadata"]["labels"]["kflex.kubestellar.io/cptype"] == "its"
@@ -361,12 +447,29 @@ def assert_ready_its(sandbox: Sandbox, name: str) -> None:
     space = sandbox.space_api(name)
     cm = client.CustomObjectsApi(space).get_cluster_custom_object(
         "operator.open-cluster-management.io", "v1", "clustermanagers", "cluster-manager")
-    assert {c["type"]: c["status"] for c in cm["status"]["conditions"]}["Applied"] == "True"
+    conditions = {c["type"]: c["status"] for c in cm["status"]["conditions"]}
+    assert (conditions["Applied"], conditions["Progressing"], conditions["HubRegistrationDegraded"]) == (
+        "True", "False", "False"), conditions
+    for deployment in client.AppsV1Api(space).list_namespaced_deployment("open-cluster-management-hub").items:
+        assert deployment.status.available_replicas == deployment.spec.replicas, deployment.metadata.name
     extensions = client.ApiextensionsV1Api(space)
     for crd in HUB_CRDS:
-        conditions = extensions.read_custom_resource_definition(crd).status.conditions
-        assert any(c.type == "Established" and c.status == "True" for c in conditions), crd
+        conditions_ = extensions.read_custom_resource_definition(crd).status.conditions
+        assert any(c.type == "Established" and c.status == "True" for c in conditions_), crd
+    # The work webhook judges a ManifestWork: an empty one is refused by it, not by the schema.
+    empty = {"apiVersion": "work.open-cluster-management.io/v1", "kind": "ManifestWork",
+             "metadata": {"name": "probe", "namespace": "default"}, "spec": {"workload": {"manifests": []}}}
+    try:
+        client.CustomObjectsApi(space).create_namespaced_custom_object(
+            "work.open-cluster-management.io", "v1", "default", "manifestworks", empty, dry_run="All")
+        raise AssertionError("the ManifestWork webhook let an empty ManifestWork through")
+    except client.exceptions.ApiException as err:
+        assert "manifests should not be empty" in (err.body or ""), err.body
     assert client.CoreV1Api(space).read_namespace("customization-properties").status.phase == "Active"
+    addon = client.CustomObjectsApi(space).list_cluster_custom_object(
+        "addon.open-cluster-management.io", "v1alpha1", "clustermanagementaddons")["items"]
+    assert bool(status_addon_pods(sandbox, name)) is status_addon
+    assert [a["metadata"]["name"] for a in addon] == (["addon-status"] if status_addon else [])
 
 
 def install(sandbox: Sandbox, helm: str, release: str, namespace: str, itses: list[dict[str, Any]],

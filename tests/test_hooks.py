@@ -18,7 +18,7 @@ from ks_its_hooks.deadline import Deadline
 from ks_its_hooks.log import EventLog
 from kubernetes import client
 
-from tests.harness import HOOK_RUNNER_USER, Sandbox, assert_ready_its, create_its, mutating, run_hook, unique
+from tests.harness import HOOK_AGENT, HOOK_RUNNER_USER, Sandbox, assert_ready_its, create_its, mutating, run_hook, unique
 from tests.sandbox.kube import api_client
 from tests.sandbox.servers import ApiServer, Etcd
 
@@ -46,12 +46,20 @@ def test_two_itses_at_once_and_a_noop_rerun_writes_nothing(sandbox: Sandbox, hoo
     second = run_hook(sandbox, itses)
     assert second.returncode == 0, second.stderr
     assert "not running clusteradm init" in second.stderr
+    assert "status add-on release is up to date; not running helm" in second.stderr
     time.sleep(0.5)
     hosting = sandbox.audit(since)
     assert mutating(hosting, HOOK_RUNNER_USER) == []
     assert [e for e in hosting if e["user"]["username"] == HOOK_RUNNER_USER], "the re-run made no request at all?"
     for its in itses:
-        assert mutating(sandbox.audit(since, sandbox.space_audit_log(its["name"]))) == []
+        # The hook's own requests, and those of the helm it runs (which reads the release).
+        space = [e for e in sandbox.audit(since, sandbox.space_audit_log(its["name"]))
+                 if e.get("userAgent", "").startswith((HOOK_AGENT, "Helm/"))]
+        assert space, "the re-run never reached the space?"
+        assert any(e["userAgent"].startswith("Helm/") for e in space), "helm never read the release?"
+        assert mutating(space) == []
+        # It asked the hub's webhooks, with dry runs, which store nothing.
+        assert any("dryRun=All" in e.get("requestURI", "") for e in space)
 
 
 def test_install_clusteradm_false_uses_an_existing_hub_and_fails_clearly_without_one(
@@ -107,11 +115,12 @@ def test_never_ready_fails_at_the_deadline_and_the_other_its_completes(
         sandbox: Sandbox, hook_runner: Path, tmp_path: Path) -> None:
     stuck, fine = unique("hk-stuck"), unique("hk-fine")
     sandbox.set_faults(stuck, never_ready=True)
-    # Ample for the healthy ITS on a loaded machine (it takes a few seconds on an idle one): what is
-    # measured is that the stuck one waited for the deadline, not how long anything took.
-    deadline = 60
+    # Ample for the healthy ITS (a host ITS: the hosting cluster's hub, seconds once it exists) on a
+    # loaded machine: what is measured is that the stuck one waited for the deadline, not how long
+    # anything took.
+    deadline = 90
     try:
-        itses = [create_its(sandbox, stuck, "vcluster"), create_its(sandbox, fine, "vcluster")]
+        itses = [create_its(sandbox, stuck, "vcluster"), create_its(sandbox, fine, "host")]
         result = run_hook(sandbox, itses, deadline=deadline)
         assert result.returncode == 1, result.stderr  # a deadline is not permanent: the Job may retry
         last = result.stderr.strip().splitlines()[-1]

@@ -18,7 +18,7 @@ from kubernetes import client
 from tests.harness import Sandbox, unique
 from tests.sandbox.host import UNIFIED, Host
 from tests.sandbox.kube import api_client
-from tests.sandbox.servers import BIN, REPO, pid_alive
+from tests.sandbox.servers import REPO, pid_alive
 from tests.sandbox.supervisor import down, state, up
 
 
@@ -74,39 +74,6 @@ def test_controlplane_of_each_type_becomes_ready_with_working_credentials(sandbo
         outside.read_namespace(f"only-in-{name}")
     sandbox.delete_controlplane(name)
     wait_for(lambda: sandbox.controlplane(name) is None, what=f"ControlPlane {name} deleted")
-
-
-def test_clusteradm_init_for_real_makes_a_ready_hub(sandbox: Sandbox, tmp_path: Path) -> None:
-    name = unique("sb-hub")
-    sandbox.create_controlplane(name, "vcluster")
-    wait_for(lambda: ready(sandbox, name), what="space")
-    cp = sandbox.controlplane(name)
-    assert cp is not None
-    secret = sandbox.core.read_namespaced_secret("vc-vcluster", f"{name}-system")
-    path = tmp_path / "space.kubeconfig"
-    path.write_bytes(base64.b64decode(secret.data["config"]))  # the key for use outside the hosting cluster
-    result = sandbox.run(str(BIN / "clusteradm"), "init", "--kubeconfig", str(path), check=False)
-    assert result.returncode == 0, result.stderr
-    assert "clusteradm join" in result.stdout
-    space = sandbox.space_api(name)
-    custom = client.CustomObjectsApi(space)
-
-    def applied() -> bool:
-        cm = custom.get_cluster_custom_object("operator.open-cluster-management.io", "v1", "clustermanagers",
-                                              "cluster-manager")
-        return any(c["type"] == "Applied" and c["status"] == "True" for c in (cm.get("status") or {}).get("conditions", []))
-
-    wait_for(applied, what="ClusterManager Applied")
-    crd = client.ApiextensionsV1Api(space).read_custom_resource_definition(
-        "managedclusters.cluster.open-cluster-management.io")
-    assert any(c.type == "Established" and c.status == "True" for c in crd.status.conditions)
-    # An accepted ManagedCluster gets its mailbox namespace.
-    custom.create_cluster_custom_object("cluster.open-cluster-management.io", "v1", "managedclusters", {
-        "apiVersion": "cluster.open-cluster-management.io/v1", "kind": "ManagedCluster",
-        "metadata": {"name": "wec1"}, "spec": {"hubAcceptsClient": True}})
-    wait_for(lambda: any(n.metadata.name == "wec1" for n in client.CoreV1Api(space).list_namespace().items),
-             what="mailbox namespace")
-    sandbox.delete_controlplane(name)
 
 
 @pytest.mark.parametrize("exit_code", [0, 1])

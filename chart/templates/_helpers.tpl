@@ -67,7 +67,9 @@ cannot be checked one item at a time by the schema are checked by "its.validate"
 {{- $type := $its.type | default "vcluster" -}}
 {{- $install := true -}}
 {{- if hasKey $its "install_clusteradm" }}{{ $install = $its.install_clusteradm }}{{ end -}}
-{{- $entry := dict "name" $its.name "type" $type "installClusteradm" $install "bootstrapSecret" nil -}}
+{{- $addon := $.Values.statusAddon.enabled -}}
+{{- if hasKey $its "install_status_addon" }}{{ $addon = $its.install_status_addon }}{{ end -}}
+{{- $entry := dict "name" $its.name "type" $type "installClusteradm" $install "bootstrapSecret" nil "installStatusAddon" $addon -}}
 {{- if eq $type "external" -}}
 {{- $boot := $its.bootstrapSecret | default dict -}}
 {{- $_ := set $entry "bootstrapSecret" (dict
@@ -78,6 +80,21 @@ cannot be checked one item at a time by the schema are checked by "its.validate"
 {{- $out = append $out $entry -}}
 {{- end -}}
 {{- toJson $out -}}
+{{- end -}}
+
+{{/*
+its.json's `statusAddon`: the add-on chart and how to reach it, and the add-on chart's values
+(`statusAddon.values` merged over `controller` and `agent`), as JSON.
+*/}}
+{{- define "its.statusAddon" -}}
+{{- $addon := .Values.statusAddon -}}
+{{- $values := mergeOverwrite (dict "controller" (deepCopy $addon.controller) "agent" (deepCopy $addon.agent)) (deepCopy $addon.values) -}}
+{{- $pullSecret := dict -}}
+{{- if $addon.chart.pullSecret -}}
+{{- $pullSecret = dict "name" $addon.chart.pullSecret "namespace" .Release.Namespace "key" ".dockerconfigjson" -}}
+{{- end -}}
+{{- toJson (dict "chart" $addon.chart.repository "version" $addon.chart.version "plainHTTP" $addon.chart.plainHTTP
+      "caBundle" $addon.chart.caBundle "pullSecret" ($pullSecret | default nil) "values" $values) -}}
 {{- end -}}
 
 {{/* Rules across items, which a JSON schema cannot state with a clear message. */}}

@@ -14,9 +14,11 @@ from ks_its_hooks.errors import Failure
 def write_config(tmp_path: Path, itses: list[str]) -> Path:
     config = tmp_path / "its.json"
     config.write_text(json.dumps({
-        "itses": [{"name": name, "type": "vcluster", "installClusteradm": True, "bootstrapSecret": None}
-                  for name in itses],
-        "deadlineSeconds": 600, "ocm": {"imageRegistry": "", "bundleVersion": "default"}}))
+        "itses": [{"name": name, "type": "vcluster", "installClusteradm": True, "bootstrapSecret": None,
+                   "installStatusAddon": False} for name in itses],
+        "deadlineSeconds": 600, "ocm": {"imageRegistry": "", "bundleVersion": "default"},
+        "statusAddon": {"chart": "oci://r/c", "version": "v1", "plainHTTP": False, "caBundle": "", "pullSecret": None,
+                        "values": {}}}))
     return config
 
 

@@ -6,20 +6,21 @@ import io
 from typing import Any
 
 import pytest
-from ks_its_hooks import ocm_hub, pipeline, properties, registration, space
+from ks_its_hooks import ocm_hub, pipeline, properties, registration, space, status_addon
 from ks_its_hooks.errors import Failure, PermanentError
 from ks_its_hooks.log import EventLog
-from ks_its_hooks.spec import HookConfig, ItsSpec, OcmSettings
+from ks_its_hooks.spec import HookConfig, ItsSpec, OcmSettings, StatusAddonSettings
 from ks_its_hooks.step import Context, Step
 
-ITS = ItsSpec("its1", "vcluster", True, None)
-CONFIG = HookConfig(itses=(ITS,), deadline_seconds=30, ocm=OcmSettings("", "default"))
+ITS = ItsSpec("its1", "vcluster", True, None, False)
+CONFIG = HookConfig(itses=(ITS,), deadline_seconds=30, ocm=OcmSettings("", "default"),
+                    status_addon=StatusAddonSettings("oci://r/c", "v1", False, "", None, {}))
 
 
 def test_the_steps_are_declared_once_in_order_with_unique_names() -> None:
-    assert pipeline.STEPS == (space.STEP, ocm_hub.STEP, properties.STEP, registration.STEP)
+    assert pipeline.STEPS == (space.STEP, ocm_hub.STEP, status_addon.STEP, properties.STEP, registration.STEP)
     names = [step.name for step in pipeline.STEPS]
-    assert names == ["space", "ocm-hub", "customization-properties", "registration"]
+    assert names == ["space", "ocm-hub", "status-addon", "customization-properties", "registration"]
     assert all(step.ensures and step.verified_by for step in pipeline.STEPS)
 
 

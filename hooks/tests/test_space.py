@@ -8,7 +8,7 @@ from ks_its_hooks.errors import PermanentError
 from ks_its_hooks.kubeflex import CredentialsRef
 from ks_its_hooks.spec import ItsSpec
 
-VCLUSTER = ItsSpec("its1", "vcluster", True, None)
+VCLUSTER = ItsSpec("its1", "vcluster", True, None, False)
 
 
 def cp(cp_type: str, ready: str | None = None, reason: str = "Available", **status: object) -> dict[str, object]:
@@ -31,7 +31,7 @@ def test_a_not_synced_controlplane_says_why() -> None:
     pending_cp = cp("external", "False", "Creating")
     pending_cp["status"]["conditions"].append(  # type: ignore[index]
         {"type": "Synced", "status": "False", "reason": "ReconcileError", "message": "dial tcp: refused"})
-    assert space.controlplane_pending(ItsSpec("its1", "external", True, None), {"its1": pending_cp}) == (
+    assert space.controlplane_pending(ItsSpec("its1", "external", True, None, False), {"its1": pending_cp}) == (
         "ControlPlane not Ready (Creating); Synced=False (ReconcileError dial tcp: refused)")
 
 

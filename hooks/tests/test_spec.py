@@ -4,17 +4,21 @@ import json
 import re
 
 import pytest
-from ks_its_hooks.spec import ConfigError, ItsSpec, OcmSettings, SecretRef, parse_config, shard
+from ks_its_hooks.spec import ConfigError, ItsSpec, OcmSettings, SecretRef, StatusAddonSettings, parse_config, shard
 
 
 def config(**overrides: object) -> str:
     base: dict[str, object] = {
         "deadlineSeconds": 60,
         "ocm": {"imageRegistry": "", "bundleVersion": "default"},
+        "statusAddon": {"chart": "oci://r/c", "version": "v1", "plainHTTP": True, "caBundle": "",
+                        "pullSecret": {"name": "pull", "namespace": "rel", "key": ".dockerconfigjson"},
+                        "values": {"agent": {"v": 2}}},
         "itses": [
-            {"name": "its1", "type": "vcluster", "installClusteradm": True, "bootstrapSecret": None},
+            {"name": "its1", "type": "vcluster", "installClusteradm": True, "bootstrapSecret": None,
+             "installStatusAddon": True},
             {"name": "its3", "type": "external", "installClusteradm": False,
-             "bootstrapSecret": {"name": "b", "namespace": "ns", "key": "k"}},
+             "bootstrapSecret": {"name": "b", "namespace": "ns", "key": "k"}, "installStatusAddon": False},
         ],
     }
     base.update(overrides)
@@ -25,20 +29,27 @@ def test_parses_what_the_chart_renders() -> None:
     parsed = parse_config(config())
     assert parsed.deadline_seconds == 60.0
     assert parsed.itses == (
-        ItsSpec("its1", "vcluster", True, None),
-        ItsSpec("its3", "external", False, SecretRef("b", "ns", "k")),
+        ItsSpec("its1", "vcluster", True, None, True),
+        ItsSpec("its3", "external", False, SecretRef("b", "ns", "k"), False),
     )
     assert parsed.ocm == OcmSettings(image_registry="", bundle_version="default")
+    assert parsed.status_addon == StatusAddonSettings(
+        chart="oci://r/c", version="v1", plain_http=True, ca_bundle="",
+        pull_secret=SecretRef("pull", "rel", ".dockerconfigjson"), values={"agent": {"v": 2}})
+
+
+def its(**fields: object) -> dict[str, object]:
+    return {"name": "a", "type": "host", "installClusteradm": True, "bootstrapSecret": None,
+            "installStatusAddon": False, **fields}
 
 
 @pytest.mark.parametrize(("itses", "message"), [
-    ([{"name": "a", "type": "k3s", "installClusteradm": True, "bootstrapSecret": None}], "itses[0].type must be one of"),
-    ([{"name": "a", "type": "host", "installClusteradm": "false", "bootstrapSecret": None}],
-     "itses[0].installClusteradm must be a bool, got str"),
-    ([{"name": "a", "type": "external", "installClusteradm": True, "bootstrapSecret": None}],
-     "bootstrapSecret is required for type external"),
-    ([{"type": "host", "installClusteradm": True, "bootstrapSecret": None}], "itses[0].name is missing"),
-    ([{"name": "a", "type": "host", "installClusteradm": True, "bootstrapSecret": None}] * 2, "duplicate names"),
+    ([its(type="k3s")], "itses[0].type must be one of"),
+    ([its(installClusteradm="false")], "itses[0].installClusteradm must be a bool, got str"),
+    ([its(installStatusAddon=None)], "itses[0].installStatusAddon must be a bool, got NoneType"),
+    ([its(type="external")], "bootstrapSecret is required for type external"),
+    ([{k: v for k, v in its().items() if k != "name"}], "itses[0].name is missing"),
+    ([its()] * 2, "duplicate names"),
 ])
 def test_rejects_what_the_chart_never_renders(itses: list[dict[str, object]], message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
@@ -60,7 +71,7 @@ def test_rejects_a_non_positive_deadline_and_bad_json() -> None:
 
 
 def test_shards_cover_every_its_once() -> None:
-    itses = tuple(ItsSpec(f"i{n}", "vcluster", True, None) for n in range(7))
+    itses = tuple(ItsSpec(f"i{n}", "vcluster", True, None, False) for n in range(7))
     shards = [shard(itses, index, 3) for index in range(3)]
     assert [its.name for its in shards[0]] == ["i0", "i3", "i6"]
     assert sorted(its.name for part in shards for its in part) == sorted(its.name for its in itses)

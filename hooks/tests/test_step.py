@@ -7,15 +7,16 @@ import io
 import pytest
 from ks_its_hooks.deadline import Deadline
 from ks_its_hooks.log import EventLog
-from ks_its_hooks.spec import HookConfig, ItsSpec, OcmSettings
+from ks_its_hooks.spec import HookConfig, ItsSpec, OcmSettings, StatusAddonSettings
 from ks_its_hooks.step import Context
 from kubernetes.client.exceptions import ApiException
 
-ITS = ItsSpec("its1", "vcluster", True, None)
+ITS = ItsSpec("its1", "vcluster", True, None, False)
 
 
 def context(out: io.StringIO) -> Context:
-    config = HookConfig(itses=(ITS,), deadline_seconds=30, ocm=OcmSettings("", "default"))
+    config = HookConfig(itses=(ITS,), deadline_seconds=30, ocm=OcmSettings("", "default"),
+                    status_addon=StatusAddonSettings("oci://r/c", "v1", False, "", None, {}))
     return Context(hosting=None, its=ITS, config=config, deadline=Deadline(30),  # type: ignore[arg-type]
                    log=EventLog("its1", out), step="ocm-hub")
 

@@ -33,7 +33,7 @@ def test_the_termination_message_keeps_whole_lines_within_what_kubernetes_keeps(
 
 
 def test_a_pod_that_dies_early_still_names_what_it_left_undone() -> None:
-    lines = termination.unfinished((ItsSpec("its1", "vcluster", True, None), ItsSpec("its2", "host", True, None)))
+    lines = termination.unfinished((ItsSpec("its1", "vcluster", True, None, False), ItsSpec("its2", "host", True, None, False)))
     assert lines[0].startswith("not finished: its1, its2. ")
     assert "raise hook.resources.limits.memory" in lines[0]
 

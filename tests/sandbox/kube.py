@@ -12,6 +12,8 @@ import yaml
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
+from .host import NODE_IP
+
 
 def api_client(kubeconfig_text: str) -> client.ApiClient:
     api: client.ApiClient = config.new_client_from_config_dict(yaml.safe_load(kubeconfig_text))
@@ -63,3 +65,27 @@ def condition(cond_type: str, status: bool, reason: str, message: str = "") -> d
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     return {"type": cond_type, "status": "True" if status else "False", "reason": reason, "message": message,
             "lastTransitionTime": now, "lastUpdateTime": now}
+
+
+def front_service(api: client.ApiClient, namespace: str, name: str, port: int) -> str:
+    """Service `name` on port 443 in front of a server of the node (its address, `port`), as the
+    vcluster chart puts a Service in front of its pod; returns the ClusterIP pods reach it at."""
+    core = client.CoreV1Api(api)
+    service = {"metadata": {"name": name, "namespace": namespace},
+               "spec": {"ports": [{"name": "https", "port": 443, "targetPort": port, "protocol": "TCP"}]}}
+    try:
+        created = core.create_namespaced_service(namespace, service)
+    except ApiException as err:
+        if err.status != 409:
+            raise
+        created = core.read_namespaced_service(name, namespace)
+    slice_ = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+              "metadata": {"name": f"{name}-node", "namespace": namespace,
+                           "labels": {"kubernetes.io/service-name": name,
+                                      "endpointslice.kubernetes.io/managed-by": "ks-its-sandbox"}},
+              "addressType": "IPv4", "endpoints": [{"addresses": [NODE_IP]}],
+              "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}
+    client.DiscoveryV1Api(api).patch_namespaced_endpoint_slice(
+        f"{name}-node", namespace, slice_, field_manager="ks-its-sandbox", force=True,
+        _content_type="application/apply-patch+yaml")
+    return str(created.spec.cluster_ip)

@@ -32,18 +32,17 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from .host import NODE_IP
-from .kube import api_client, as_dict, condition, run_watch
+from .kube import api_client, as_dict, condition, front_service, run_watch
 from .servers import ApiServer, Etcd, free_port, kubeconfig
+from .virtual import APISERVER_ARGS
 
 GROUP, VERSION, PLURAL = "tenancy.kflex.kubestellar.org", "v1alpha1", "controlplanes"
 FINALIZER = "kflex.kubestellar.org/finalizer"
 FAULTS_NAMESPACE, FAULTS_NAME = "kube-system", "sandbox-standins"
-SPACE_APISERVER_ARGS: tuple[str, ...] = ()
 
 
 class KubeFlex:
-    def __init__(self, hosting: ApiServer, etcd: Etcd, on_space: Callable[[ApiServer], None],
+    def __init__(self, hosting: ApiServer, etcd: Etcd, on_space: Callable[[ApiServer, str, str], None],
                  log: Callable[[str], None]) -> None:
         self.hosting = hosting
         self.etcd = etcd
@@ -195,15 +194,15 @@ class KubeFlex:
         space = self.spaces.get(name)
         if space is None:
             port = free_port()
-            service_ip = self._front_service(namespace, "vcluster", port)
+            service_ip = front_service(self.api, namespace, "vcluster", port)
             names = ("vcluster", f"vcluster.{namespace}", f"vcluster.{namespace}.svc",
                      f"vcluster.{namespace}.svc.cluster.local", service_ip)
             space = ApiServer(f"space-{name}", self.hosting.root, self.etcd, port=port, hosts=names,
-                              extra_args=SPACE_APISERVER_ARGS)
+                              extra_args=APISERVER_ARGS)
             with self._starts:
                 space.start()
             self.spaces[name] = space
-            self.on_space(space)
+            self.on_space(space, namespace, service_ip)
         assert space.admin is not None
         # For use outside the hosting cluster: upstream writes an ingress host there; here the
         # machine reaches the space at the same port on its loopback (a relay).
@@ -220,31 +219,6 @@ class KubeFlex:
             time.sleep(delay)
         self._write_secret(namespace, "vc-vcluster", {"config": external, "config-incluster": incluster})
         return ref
-
-    def _front_service(self, namespace: str, name: str, port: int) -> str:
-        """Service `name` on port 443 in front of a server on the node's address and `port` (upstream:
-        the vcluster chart's Service in front of its pod); returns its ClusterIP."""
-        service = {"metadata": {"name": name, "namespace": namespace},
-                   "spec": {"ports": [{"name": "https", "port": 443, "targetPort": port, "protocol": "TCP"}]}}
-        try:
-            created = self.core.create_namespaced_service(namespace, service)
-        except ApiException as err:
-            if err.status != 409:
-                raise
-            created = self.core.read_namespaced_service(name, namespace)
-        self._apply_endpoints(namespace, name, port)
-        return str(created.spec.cluster_ip)
-
-    def _apply_endpoints(self, namespace: str, service: str, port: int) -> None:
-        body = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-                "metadata": {"name": f"{service}-node", "namespace": namespace,
-                             "labels": {"kubernetes.io/service-name": service,
-                                        "endpointslice.kubernetes.io/managed-by": "ks-its-sandbox"}},
-                "addressType": "IPv4", "endpoints": [{"addresses": [NODE_IP]}],
-                "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}
-        client.DiscoveryV1Api(self.api).patch_namespaced_endpoint_slice(
-            f"{service}-node", namespace, body, field_manager="ks-its-sandbox", force=True,
-            _content_type="application/apply-patch+yaml")
 
     def _token(self, core: client.CoreV1Api, sa: str, namespace: str, seconds: int) -> str:
         request = client.AuthenticationV1TokenRequest(

@@ -16,19 +16,21 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from kubernetes import client
+
 from . import ports
 from .certs import CertificateAuthority
 from .host import KUBERNETES_SERVICE_IP, NODE_IP, SERVICE_CIDR, UNIFIED, Host
-from .kube import api_client
+from .kube import api_client, front_service
 from .kubeflex import FAULTS_NAME, FAULTS_NAMESPACE, KubeFlex
 from .node import LogKeeper, Node, Registry
-from .ocm import ClusterManagerStandIn
 from .relay import Relays
 from .servers import (
     REPO,
@@ -36,6 +38,7 @@ from .servers import (
     ControllerManager,
     Etcd,
     StartError,
+    free_port,
     kubeconfig,
     module_dir,
     pid_alive,
@@ -43,14 +46,20 @@ from .servers import (
     tool,
     yaml_value,
 )
+from .virtual import APISERVER_ARGS, VirtualCluster
+from .wecs import Wecs
 
 DEFAULT_DIR = REPO / ".cache" / "sandbox"
 IMAGES = REPO / ".cache" / "images"
 # Content-addressed and shared by every sandbox: a push of an image already there moves no layer.
 REGISTRY_STORAGE = REPO / ".cache" / "registry"
 SELF_CHECK_CHART = Path(__file__).parent / "selfcheck-chart"
+# The stand-in for KubeStellar's status add-on chart, which no reachable registry serves.
+STATUS_ADDON_CHART = REPO / "tests" / "charts" / "ocm-status-addon-chart"
+CHARTS_REPOSITORY = "kubestellar"
 CLUSTER_DNS = Path(__file__).parent / "cluster-dns.yaml"
 HOOK_IMAGE = f"kubestellar/ks-its-hooks:{yaml_value(REPO / 'chart' / 'Chart.yaml', 'appVersion')}"
+EXTERNAL_NAMESPACE = "sandbox-external"
 HOSTING_NAMES = ("kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local")
 # The hosting cluster runs what a real one does for the chart and the node: Jobs, Deployments,
 # EndpointSlices, namespaces, garbage collection, ServiceAccounts, aggregated ClusterRoles.
@@ -59,7 +68,9 @@ HOSTING_CONTROLLERS = ("job-controller", "namespace-controller", "garbage-collec
                        "root-ca-certificate-publisher-controller", "deployment-controller", "replicaset-controller",
                        "endpointslice-controller", "clusterrole-aggregation-controller",
                        # Lifts the not-ready taint the kubelet registers the node with, once it is Ready.
-                       "node-lifecycle-controller")
+                       "node-lifecycle-controller",
+                       # A host ITS's hub signs its managed clusters' client certificates.
+                       "certificatesigningrequest-signing-controller")
 
 
 def pushed_images() -> list[tuple[Path, str]]:
@@ -85,8 +96,10 @@ class Sandbox:
                                      "--enable-admission-plugins=NamespaceLifecycle,ServiceAccount,PodSecurity,"
                                      "NodeRestriction,Priority,DefaultTolerationSeconds",
                                      "--kubelet-preferred-address-types=InternalIP"))
-        self.kcm = ControllerManager(self.hosting, HOSTING_CONTROLLERS)
-        self.external = ApiServer("external", root, self.etcd, hosts=(NODE_IP,))
+        self.kcm = ControllerManager(self.hosting, HOSTING_CONTROLLERS, extra_args=(
+            f"--cluster-signing-cert-file={self.hosting.dir / 'ca.crt'}",
+            f"--cluster-signing-key-file={self.hosting.dir / 'ca.key'}"))
+        self.external: ApiServer | None = None
         self.registry = Registry(root, CertificateAuthority("sandbox-registry"), REGISTRY_STORAGE)
         self.node: Node | None = None
         self.kubeflex: KubeFlex | None = None
@@ -99,17 +112,10 @@ class Sandbox:
     def _thread(self, name: str, target: Callable[[threading.Event], None]) -> None:
         threading.Thread(target=target, args=(self.stop_event,), daemon=True, name=name).start()
 
-    def _hub(self, apiserver: ApiServer) -> None:
-        """A space without a node: the OCM stand-in plays its hub (the hosting cluster runs the real one)."""
-        assert self.kubeflex is not None
-        kubeflex = self.kubeflex
-        standin = ClusterManagerStandIn(apiserver, lambda: kubeflex.faults("ocm"), self.log)
-        threading.Thread(target=standin.run, args=(apiserver.retired,), daemon=True,
-                         name=f"ocm-{apiserver.name}").start()
-
-    def _on_space(self, apiserver: ApiServer) -> None:
+    def _on_space(self, apiserver: ApiServer, namespace: str, service_ip: str) -> None:
+        """A new vcluster space: reachable from the machine, and its pods run on the node."""
         self.relays.add(apiserver.port)
-        self._hub(apiserver)
+        VirtualCluster(apiserver, self.api, namespace, "vcluster", service_ip, self.log).start()
 
     def _kubectl(self, *args: str) -> None:
         subprocess.run([tool("kubectl"), "--kubeconfig", str(self.hosting.dir / "admin.kubeconfig"), *args],
@@ -121,6 +127,18 @@ class Sandbox:
             subprocess.run(["skopeo", "copy", "--quiet", f"--dest-cert-dir={certs}", f"oci-archive:{archive}",
                             f"docker://{self.registry.address}/{ref}"], check=True, capture_output=True, timeout=300)
 
+    def _push_charts(self) -> None:
+        """The status add-on stand-in chart, at the version upstream pins, as `helm push` publishes it."""
+        with tempfile.TemporaryDirectory(prefix="charts-") as work:
+            env = {**os.environ, **{f"HELM_{kind}_HOME": f"{work}/{kind.lower()}" for kind in ("CACHE", "CONFIG", "DATA")}}
+            helm = [tool("helm")]
+            packaged = subprocess.run([*helm, "package", str(STATUS_ADDON_CHART), "--destination", work], env=env,
+                                      check=True, capture_output=True, text=True, timeout=60)
+            archive = packaged.stdout.strip().rsplit(" ", 1)[-1]
+            subprocess.run([*helm, "push", archive, f"oci://{self.registry.address}/{CHARTS_REPOSITORY}",
+                            "--ca-file", str(self.registry.ca_file)], env=env, check=True, capture_output=True,
+                           timeout=60)
+
     def start(self) -> None:
         began = time.monotonic()
         self.etcd.start()
@@ -128,9 +146,11 @@ class Sandbox:
         self.hosting.start()
         self.relays.add(self.hosting.port)
         self.kcm.start()
+        self.api = api_client(self.hosting.admin_kubeconfig())
         self.registry.start()
         self.relays.add(self.registry.port)
         self._push_images()
+        self._push_charts()
         crds = module_dir("github.com/kubestellar/kubeflex", pinned("KUBEFLEX_VERSION")) / "config" / "crd" / "bases"
         self._kubectl("apply", "--server-side", "-f", str(crds), "-f", str(CLUSTER_DNS))
         self._kubectl("wait", "--for=condition=Established", "crd/controlplanes.tenancy.kflex.kubestellar.org",
@@ -139,23 +159,40 @@ class Sandbox:
         self.node = Node(self.root, self.host, self.hosting, self.registry,
                          pause_image=f"{self.registry.address}/pause:{pinned('PAUSE_VERSION')}")
         self.node.start()
-        self._thread("log-keeper", LogKeeper(self.node, api_client(self.hosting.admin_kubeconfig())).run)
-        self.external.start()
-        self.relays.add(self.external.port)
+        self._thread("log-keeper", LogKeeper(self.node, self.api).run)
+        self._external()
         self.kubeflex = KubeFlex(self.hosting, self.etcd, self._on_space, self.log)
         self._thread("kubeflex", self.kubeflex.run)
-        self._hub(self.external)
+        self._thread("wecs", Wecs(self.root, self.etcd, self.api, self.relays, self.log).run)
         self._write_access()
         state = {"pid": os.getpid(), "hosting": self.hosting.url, "external": self.external.url,
                  "etcd": self.etcd.url, "registry": self.registry.address, "registry_ca": str(self.registry.ca_file),
+                 # Pods reach the registry at the node's address.
+                 "status_addon_chart": f"oci://{NODE_IP}:{self.registry.port}/{CHARTS_REPOSITORY}/"
+                                       f"{STATUS_ADDON_CHART.name}",
+                 "shell_image": next(f"{self.registry.address}/{ref}" for _, ref in pushed_images()
+                                     if ref.startswith("sandbox/shell:")),
                  "netns": self.host.netns, "node_ip": NODE_IP, "started_s": round(time.monotonic() - began, 1)}
         (self.root / "state.json").write_text(json.dumps(state, indent=2))
         self.log(f"sandbox: up in {state['started_s']}s: hosting {self.hosting.url}, registry {self.registry.address}")
 
+    def _external(self) -> None:
+        """An existing cluster to adopt: an API server with no node, its pods on the hosting node."""
+        core = client.CoreV1Api(self.api)
+        core.create_namespace({"metadata": {"name": EXTERNAL_NAMESPACE}})
+        port = free_port()
+        service_ip = front_service(self.api, EXTERNAL_NAMESPACE, "apiserver", port)
+        self.external = ApiServer("external", self.root, self.etcd, port=port, extra_args=APISERVER_ARGS,
+                                  hosts=("apiserver", f"apiserver.{EXTERNAL_NAMESPACE}",
+                                         f"apiserver.{EXTERNAL_NAMESPACE}.svc", service_ip))
+        self.external.start()
+        self.relays.add(port)
+        VirtualCluster(self.external, self.api, EXTERNAL_NAMESPACE, "external", service_ip, self.log).start()
+
     def _write_access(self) -> None:
         """Kubeconfigs for the machine (127.0.0.1, through the relays) and, for the external cluster,
         one valid inside the hosting cluster (the node's address), as a bootstrap Secret needs."""
-        assert self.external.admin is not None
+        assert self.external is not None and self.external.admin is not None
         files = {"kubeconfig": self.hosting.admin_kubeconfig(), "external.kubeconfig": self.external.admin_kubeconfig(),
                  "external-incluster.kubeconfig": kubeconfig(f"https://{NODE_IP}:{self.external.port}",
                                                              self.external.ca.cert_pem, "external",
@@ -173,7 +210,8 @@ class Sandbox:
             self.node.stop()
         self.relays.stop()
         for server in (self.kcm, self.external, self.hosting, self.registry):
-            server.stop()
+            if server is not None:
+                server.stop()
         if self.etcd.process:
             self.etcd.process.stop()
 

@@ -4,19 +4,14 @@ until it is usable."""
 from __future__ import annotations
 
 import functools
-import os
-import re
-import subprocess
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from . import commands, pod, workloads
 from .errors import DeadlineExceeded, PermanentError, TransientError
-from .readiness import condition_reason, condition_status
+from .readiness import condition_reason, condition_status, crds_pending
 from .spec import OcmSettings
 from .step import Context, Step
 
@@ -35,21 +30,17 @@ HUB_CRDS = (
     "clustermanagementaddons.addon.open-cluster-management.io",
     "managedclusteraddons.addon.open-cluster-management.io",
 )
-CLUSTERADM_ATTEMPTS = 3
-_SECRET_PATTERNS = (
-    re.compile(r"(--hub-token[ =])\S+"),
-    re.compile(r"(token[\"']?\s*[:=]\s*[\"']?)[A-Za-z0-9._-]{16,}", re.IGNORECASE),
-    re.compile(r"(eyJ)[A-Za-z0-9._-]{20,}"),
+# What clusteradm init makes: the cluster-manager operator, which makes the hub's controllers.
+OPERATOR_NAMESPACE, OPERATOR_DEPLOYMENT = "open-cluster-management", "cluster-manager"
+HUB_NAMESPACE = "open-cluster-management-hub"
+HUB_DEPLOYMENTS = (
+    "cluster-manager-registration-controller",
+    "cluster-manager-registration-webhook",
+    "cluster-manager-work-webhook",
+    "cluster-manager-placement-controller",
+    "cluster-manager-addon-manager-controller",
 )
-
-
-def redact(text: str) -> str:
-    """Remove bootstrap tokens and JWTs from clusteradm's output before it is logged."""
-    for pattern in _SECRET_PATTERNS:
-        text = pattern.sub(r"\1<redacted>", text)
-    return text
-
-
+CLUSTERADM_ATTEMPTS = 3
 def init_command(ocm: OcmSettings, kubeconfig_path: str) -> list[str]:
     command = ["clusteradm", "init", "--kubeconfig", kubeconfig_path, "--bundle-version", ocm.bundle_version]
     if ocm.image_registry:
@@ -57,18 +48,20 @@ def init_command(ocm: OcmSettings, kubeconfig_path: str) -> list[str]:
     return command
 
 
-def crds_pending(objects: dict[str, dict[str, Any]]) -> str | None:
-    missing = [name for name in HUB_CRDS if condition_status(objects.get(name, {}), "Established") != "True"]
-    return f"CRDs not Established: {', '.join(missing)}" if missing else None
-
-
 def clustermanager_pending(objects: dict[str, dict[str, Any]]) -> str | None:
+    """None once the operator applied the hub and its controllers run: Applied alone means applied,
+    not running (Progressing and the Degraded conditions hold until the hub's Deployments are available)."""
     cm = objects.get(CM_NAME)
     if cm is None:
         return f"ClusterManager {CM_NAME} does not exist"
-    if condition_status(cm, "Applied") == "True":
-        return None
-    return f"ClusterManager not Applied ({condition_reason(cm, 'Applied') or 'no Applied condition yet'})"
+    if condition_status(cm, "Applied") != "True":
+        return f"ClusterManager not Applied ({condition_reason(cm, 'Applied') or 'no Applied condition yet'})"
+    for cond_type, healthy in (("Progressing", "False"), ("HubRegistrationDegraded", "False"),
+                               ("HubPlacementDegraded", "False")):
+        status = condition_status(cm, cond_type)
+        if status is not None and status != healthy:
+            return f"ClusterManager {cond_type}={status} ({condition_reason(cm, cond_type)})"
+    return None
 
 
 def hub_exists(ctx: Context) -> bool:
@@ -83,51 +76,67 @@ def hub_exists(ctx: Context) -> bool:
     return True
 
 
-@contextmanager
-def private_kubeconfig(text: str) -> Iterator[str]:
-    """The space kubeconfig as a file only this process can read, removed afterwards."""
-    directory = tempfile.mkdtemp(prefix="ks-its-")  # mode 0700
-    path = os.path.join(directory, "kubeconfig")
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        yield path
-    finally:
-        if os.path.exists(path):
-            os.unlink(path)
-        os.rmdir(directory)
-
-
 def run_init(ctx: Context) -> None:
     ocm = ctx.config.ocm
 
     def attempt() -> None:
-        with private_kubeconfig(ctx.space.kubeconfig) as path:
+        with commands.private_files({"kubeconfig": ctx.space.kubeconfig}) as paths:
             ctx.info("running clusteradm init", bundle_version=ocm.bundle_version,
                      image_registry=ocm.image_registry or "clusteradm default")
-            try:
-                result = subprocess.run(init_command(ocm, path), capture_output=True, text=True, check=False,
-                                        timeout=max(1.0, ctx.deadline.remaining()))
-            except FileNotFoundError as err:
-                raise PermanentError("clusteradm is not installed in the hook image") from err
-            except subprocess.TimeoutExpired as err:
-                raise DeadlineExceeded(
-                    f"timed out after {ctx.deadline.elapsed():.0f}s: clusteradm init did not finish") from err
+            result = commands.run(ctx, init_command(ocm, paths["kubeconfig"]))
         if result.returncode != 0:
-            tail = redact((result.stderr or result.stdout).strip())[-400:]
-            raise TransientError(f"clusteradm init exited {result.returncode}: {tail}")
+            raise TransientError(f"clusteradm init exited {result.returncode}: {commands.output_tail(result)}")
 
     ctx.call(attempt, "clusteradm init", attempts=CLUSTERADM_ATTEMPTS)
 
 
-def wait_ready(ctx: Context) -> None:
+def diagnose(ctx: Context) -> str | None:
+    """The first of the hub's Deployments that is not available, and why: what a user acts on rather
+    than a condition."""
+    return (workloads.why_not_available(ctx.space.api, OPERATOR_NAMESPACE, (OPERATOR_DEPLOYMENT,))
+            or workloads.why_not_available(ctx.space.api, HUB_NAMESPACE, HUB_DEPLOYMENTS))
+
+
+def probe_webhooks(ctx: Context) -> None:
+    """A server-side dry run of a ManagedCluster and a ManifestWork: OCM's admission webhooks judge
+    both (failure policy Fail), so they succeed only once the webhooks answer. Nothing is stored."""
     custom = client.CustomObjectsApi(ctx.space.api)
-    list_cm = functools.partial(custom.list_cluster_custom_object, CM_GROUP, CM_VERSION, CM_PLURAL)
-    ctx.wait_until(list_cm, clustermanager_pending, "ClusterManager Applied", field_selector=f"metadata.name={CM_NAME}")
+    cluster = {"apiVersion": "cluster.open-cluster-management.io/v1", "kind": "ManagedCluster",
+               "metadata": {"generateName": "ks-its-webhook-probe-"}, "spec": {"hubAcceptsClient": False}}
+    work = {"apiVersion": "work.open-cluster-management.io/v1", "kind": "ManifestWork",
+            "metadata": {"generateName": "ks-its-webhook-probe-"},
+            "spec": {"workload": {"manifests": [{"apiVersion": "v1", "kind": "ConfigMap",
+                                                 "metadata": {"name": "ks-its-webhook-probe", "namespace": "default"}}]}}}
+    # Until the webhooks serve, the API server answers 500 ("failed calling webhook"): retried.
+    ctx.call(lambda: custom.create_cluster_custom_object(
+        "cluster.open-cluster-management.io", "v1", "managedclusters", cluster, dry_run="All"),
+        "asking the ManagedCluster webhooks (dry run)")
+    ctx.call(lambda: custom.create_namespaced_custom_object(
+        "work.open-cluster-management.io", "v1", HUB_NAMESPACE, "manifestworks", work, dry_run="All"),
+        "asking the ManifestWork webhook (dry run)")
+
+
+def wait_ready(ctx: Context) -> None:
+    """Ready means serving: a WEC can register and receive work."""
+    custom = client.CustomObjectsApi(ctx.space.api)
+    apps = client.AppsV1Api(ctx.space.api)
+    try:
+        list_cm = functools.partial(custom.list_cluster_custom_object, CM_GROUP, CM_VERSION, CM_PLURAL)
+        ctx.wait_until(list_cm, clustermanager_pending, "the ClusterManager to be applied and running",
+                       field_selector=f"metadata.name={CM_NAME}")
+        ctx.wait_until(functools.partial(apps.list_namespaced_deployment, HUB_NAMESPACE),
+                       functools.partial(workloads.deployments_pending, HUB_DEPLOYMENTS), "the hub's Deployments")
+    except DeadlineExceeded as err:
+        # The conditions say that something does not run; the pods say why.
+        why = pod.best_effort("find why the hub does not run", diagnose, ctx)
+        if why is None:
+            raise
+        raise DeadlineExceeded(f"timed out after {ctx.deadline.elapsed():.0f}s waiting for the OCM hub: {why}") from err
     extensions = client.ApiextensionsV1Api(ctx.space.api)
-    ctx.wait_until(extensions.list_custom_resource_definition, crds_pending, "hub CRDs Established")
-    ctx.info("OCM hub ready", waited_s=round(ctx.deadline.elapsed(), 2))
+    ctx.wait_until(extensions.list_custom_resource_definition, functools.partial(crds_pending, HUB_CRDS),
+                   "hub CRDs Established")
+    probe_webhooks(ctx)
+    ctx.info("OCM hub serving", waited_s=round(ctx.deadline.elapsed(), 2))
 
 
 def no_hub(ctx: Context) -> PermanentError:
@@ -157,7 +166,8 @@ STEP = Step(
     name="ocm-hub",
     ensures="the OCM Cluster Manager runs in the space (clusteradm init, unless a hub exists or "
             "install_clusteradm is false)",
-    verified_by=f"ClusterManager {CM_NAME} Applied and every hub CRD Established",
+    verified_by=(f"ClusterManager {CM_NAME} applied and not Progressing or Degraded, the hub's Deployments "
+                 "available, every hub CRD Established, and the admission webhooks answering a dry run"),
     ensure=ensure,
     verify=verify,
 )

@@ -9,14 +9,14 @@ from typing import Literal
 
 from kubernetes import client
 
-from . import ocm_hub, properties, registration, space
+from . import ocm_hub, properties, registration, space, status_addon
 from .deadline import Deadline
 from .errors import Failure, failure
 from .log import EventLog
 from .spec import HookConfig, ItsSpec
 from .step import Context, Step
 
-STEPS: tuple[Step, ...] = (space.STEP, ocm_hub.STEP, properties.STEP, registration.STEP)
+STEPS: tuple[Step, ...] = (space.STEP, ocm_hub.STEP, status_addon.STEP, properties.STEP, registration.STEP)
 
 Mode = Literal["install", "check"]
 

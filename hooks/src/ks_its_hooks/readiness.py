@@ -33,6 +33,12 @@ def condition_reason(obj: dict[str, Any], cond_type: str) -> str:
     return ""
 
 
+def crds_pending(names: tuple[str, ...], objects: dict[str, dict[str, Any]]) -> str | None:
+    """A check for CRDs: Established, not merely created (upstream learned that the hard way)."""
+    missing = [name for name in names if condition_status(objects.get(name, {}), "Established") != "True"]
+    return f"CRDs not Established: {', '.join(missing)}" if missing else None
+
+
 def _name(obj: dict[str, Any]) -> str:
     return str((obj.get("metadata") or {}).get("name", ""))
 

@@ -27,6 +27,7 @@ class ItsSpec:
     type: SpaceType
     install_clusteradm: bool
     bootstrap_secret: SecretRef | None
+    install_status_addon: bool
 
 
 @dataclass(frozen=True)
@@ -38,12 +39,25 @@ class OcmSettings:
 
 
 @dataclass(frozen=True)
+class StatusAddonSettings:
+    """its.json `statusAddon`: the add-on chart, how to reach its registry, and its values."""
+
+    chart: str
+    version: str
+    plain_http: bool
+    ca_bundle: str
+    pull_secret: SecretRef | None
+    values: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class HookConfig:
     """its.json, field for field."""
 
     itses: tuple[ItsSpec, ...]
     deadline_seconds: float
     ocm: OcmSettings
+    status_addon: StatusAddonSettings
 
 
 def _field(obj: dict[str, Any], key: str, kind: type, where: str) -> Any:
@@ -56,23 +70,22 @@ def _field(obj: dict[str, Any], key: str, kind: type, where: str) -> Any:
     return value
 
 
+def _secret_ref(raw: Any, where: str) -> SecretRef | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be an object")
+    return SecretRef(name=_field(raw, "name", str, where), namespace=_field(raw, "namespace", str, where),
+                     key=_field(raw, "key", str, where))
+
+
 def _its(obj: Any, where: str) -> ItsSpec:
     if not isinstance(obj, dict):
         raise ConfigError(f"{where} must be an object")
     space_type = _field(obj, "type", str, where)
     if space_type not in SPACE_TYPES:
         raise ConfigError(f"{where}.type must be one of {', '.join(SPACE_TYPES)}, got {space_type!r}")
-    bootstrap: SecretRef | None = None
-    raw = obj.get("bootstrapSecret")
-    if raw is not None:
-        bwhere = f"{where}.bootstrapSecret"
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{bwhere} must be an object")
-        bootstrap = SecretRef(
-            name=_field(raw, "name", str, bwhere),
-            namespace=_field(raw, "namespace", str, bwhere),
-            key=_field(raw, "key", str, bwhere),
-        )
+    bootstrap = _secret_ref(obj.get("bootstrapSecret"), f"{where}.bootstrapSecret")
     if (space_type == "external") != (bootstrap is not None):
         raise ConfigError(f"{where}.bootstrapSecret is required for type external and only for it")
     return ItsSpec(
@@ -80,6 +93,7 @@ def _its(obj: Any, where: str) -> ItsSpec:
         type=cast(SpaceType, space_type),
         install_clusteradm=_field(obj, "installClusteradm", bool, where),
         bootstrap_secret=bootstrap,
+        install_status_addon=_field(obj, "installStatusAddon", bool, where),
     )
 
 
@@ -97,6 +111,8 @@ def parse_config(text: str) -> HookConfig:
     if len(set(names)) != len(names):
         raise ConfigError("itses has duplicate names")
     ocm = _field(raw, "ocm", dict, "its.json")
+    addon = _field(raw, "statusAddon", dict, "its.json")
+    where = "its.json.statusAddon"
     deadline = _field(raw, "deadlineSeconds", int, "its.json")
     if deadline <= 0:
         raise ConfigError("its.json.deadlineSeconds must be positive")
@@ -106,6 +122,14 @@ def parse_config(text: str) -> HookConfig:
         ocm=OcmSettings(
             image_registry=_field(ocm, "imageRegistry", str, "its.json.ocm"),
             bundle_version=_field(ocm, "bundleVersion", str, "its.json.ocm"),
+        ),
+        status_addon=StatusAddonSettings(
+            chart=_field(addon, "chart", str, where),
+            version=_field(addon, "version", str, where),
+            plain_http=_field(addon, "plainHTTP", bool, where),
+            ca_bundle=_field(addon, "caBundle", str, where),
+            pull_secret=_secret_ref(addon.get("pullSecret"), f"{where}.pullSecret"),
+            values=_field(addon, "values", dict, where),
         ),
     )
 

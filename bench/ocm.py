@@ -1,0 +1,107 @@
+"""What a user waits for, with the real OCM hub: from `helm upgrade --install` to a hub that serves (Helm
+returns then: the hook waits for it), to a WEC joined to each ITS, to the first ManifestWork applied
+on each WEC; and what an ITS costs in memory (its API server, its controller-manager, its hub's pods)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+
+from tests.harness import CHART, Sandbox, working_set
+from tests.sandbox.host import Host
+
+
+def rss_mb(pattern: str) -> float:
+    """Resident memory of the processes whose command line matches pattern (pgrep -f)."""
+    pids = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True, check=False).stdout.split()
+    total_kb = 0
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total_kb += int(line.split()[1])
+    return total_kb / 1024
+
+
+def namespace_pods_mb(sandbox: Sandbox, namespace: str) -> float:
+    """Working set of every pod of a host namespace (a space's hub pods run in <name>-system)."""
+    memory = Path("/sys/fs/cgroup/memory") / Host(sandbox.root).kubelet_cgroup_root.lstrip("/")
+    total = 0
+    for pod in sandbox.core.list_namespaced_pod(namespace).items:
+        for cgroup in memory.glob(f"kubepods/**/pod{pod.metadata.uid}"):
+            total += working_set(cgroup)
+    return total / 2**20
+
+
+def memory_per_its(sandbox: Sandbox, names: list[str]) -> dict[str, float]:
+    apiserver = sum(rss_mb(f"etcd-prefix=/sandbox/space-{name}( |$)") for name in names) / len(names)
+    kcm = sum(rss_mb(f"kube-controller-manager.*space-{name}/admin.kubeconfig") for name in names) / len(names)
+    hub = sum(namespace_pods_mb(sandbox, f"{name}-system") for name in names) / len(names)
+    return {"apiserver_mb": round(apiserver), "controller_manager_mb": round(kcm), "hub_pods_mb": round(hub),
+            "total_mb": round(apiserver + kcm + hub)}
+
+
+def deliver(sandbox: Sandbox, its: str, wec: str, kubeconfig: Path) -> None:
+    hub = client.CustomObjectsApi(sandbox.space_api(its))
+    work = {"apiVersion": "work.open-cluster-management.io/v1", "kind": "ManifestWork",
+            "metadata": {"name": "bench", "namespace": wec},
+            "spec": {"workload": {"manifests": [{"apiVersion": "v1", "kind": "ConfigMap",
+                                                 "metadata": {"name": "bench", "namespace": "default"}}]}}}
+    hub.create_namespaced_custom_object("work.open-cluster-management.io", "v1", wec, "manifestworks", work)
+    on_wec = client.CoreV1Api(sandbox.api_client_for(kubeconfig))
+    end = time.monotonic() + 300
+    while time.monotonic() < end:
+        try:
+            on_wec.read_namespaced_config_map("bench", "default")
+            return
+        except client.exceptions.ApiException:
+            time.sleep(0.5)
+    raise RuntimeError(f"the ManifestWork never reached WEC {wec}")
+
+
+def one_run(sandbox: Sandbox, count: int, log: Any) -> dict[str, Any]:
+    release, namespace = f"hubs{count}", f"hubs-{count}"
+    names = [f"hub{count}-{index}" for index in range(count)]
+    wecs = {name: sandbox.add_wec(f"wec-{name}") for name in names}  # the WECs exist before: only ITS time counts
+    started = time.monotonic()
+    sandbox.helm("helm3", "upgrade", "--install", release, str(CHART), "--namespace", namespace, "--create-namespace",
+                 "--wait", "--timeout", "30m", *sandbox.image_values(),
+                 "--set-json", f"ITSes={json.dumps([{'name': n} for n in names])}", timeout=1900)
+    serving = time.monotonic() - started
+    joined: dict[str, float] = {}
+    applied: dict[str, float] = {}
+    errors: list[BaseException] = []
+
+    def join_and_deliver(name: str) -> None:
+        try:
+            sandbox.join(f"wec-{name}", name, wecs[name])
+            joined[name] = time.monotonic() - started
+            deliver(sandbox, name, f"wec-{name}", wecs[name])
+            applied[name] = time.monotonic() - started
+        except BaseException as err:
+            errors.append(err)
+
+    threads = [threading.Thread(target=join_and_deliver, args=(name,)) for name in names]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    result = {"hub_serving_s": round(serving, 1), "wec_joined_s": round(max(joined.values()), 1),
+              "first_work_applied_s": round(max(applied.values()), 1), "memory_per_its": memory_per_its(sandbox, names)}
+    log(f"hubs {count}: {result}")
+    sandbox.helm("helm3", "uninstall", release, "--namespace", namespace, "--wait", "--timeout", "10m", timeout=700)
+    for name in names:
+        sandbox.remove_wec(f"wec-{name}")
+        sandbox.delete_controlplane(name)
+    return result
+
+
+def run(sandbox: Sandbox, counts: list[int], log: Any) -> dict[str, Any]:
+    return {str(count): one_run(sandbox, count, log) for count in counts}

@@ -1,0 +1,228 @@
+"""Step `status-addon`: KubeStellar's OCM status add-on, installed into the space with helm as
+upstream's core chart does (release `status-addon` in `open-cluster-management`), once the CRDs it
+needs are Established; then wait until its controller runs.
+
+A re-run on a ready ITS makes no write: the deployed release's chart, version and values are read
+first, and helm is called only when they differ or the release is not deployed.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from kubernetes import client
+
+from . import commands, workloads
+from .errors import DeadlineExceeded, PermanentError, TransientError
+from .readiness import crds_pending, plain
+from .spec import StatusAddonSettings
+from .step import Context, Step
+
+T = TypeVar("T")
+
+RELEASE, NAMESPACE = "status-addon", "open-cluster-management"
+CONTROLLER_DEPLOYMENT = "addon-status-controller"
+ADDON = ("addon.open-cluster-management.io", "v1alpha1", "clustermanagementaddons", "addon-status")
+# What the add-on chart creates besides its own kinds (upstream waits for exactly these two).
+NEEDED_CRDS = ("placements.cluster.open-cluster-management.io",
+               "managedclustersetbindings.cluster.open-cluster-management.io")
+# What a registry answers that retrying cannot change, and what a network says that it can.
+_UNREACHABLE = ("dial tcp", "connection refused", "connection reset", "no such host", "i/o timeout",
+                "tls handshake timeout", "eof", "status code 5", "context deadline exceeded")
+
+
+@dataclass(frozen=True)
+class Release:
+    """The deployed release as `helm list` and `helm get values` show it."""
+
+    status: str
+    chart: str
+    revision: int
+    values: dict[str, Any]
+
+
+def chart_name(settings: StatusAddonSettings) -> str:
+    return settings.chart.rstrip("/").rsplit("/", 1)[-1]
+
+
+def registry_host(settings: StatusAddonSettings) -> str:
+    return settings.chart.removeprefix("oci://").split("/", 1)[0]
+
+
+def up_to_date(release: Release | None, settings: StatusAddonSettings) -> str | None:
+    """None when the deployed release is what the settings ask for, else what differs."""
+    if release is None:
+        return "not installed"
+    if release.status != "deployed":
+        return f"release status is {release.status}"
+    wanted = f"{chart_name(settings)}-{settings.version}"
+    if release.chart != wanted:
+        return f"release is {release.chart}, not {wanted}"
+    if release.values != settings.values:
+        return "release values differ"
+    return None
+
+
+def registry_config(secret: dict[str, Any] | None, key: str) -> str | None:
+    """The registry credentials (Docker config JSON) of the pull Secret, for helm's --registry-config."""
+    if secret is None:
+        return None
+    data = (secret.get("data") or {}).get(key)
+    if not data:
+        raise PermanentError(f"the pull Secret has no key {key}")
+    return base64.b64decode(data).decode()
+
+
+def upgrade_command(settings: StatusAddonSettings, files: dict[str, str]) -> list[str]:
+    command = ["helm", "upgrade", "--install", RELEASE, settings.chart, "--version", settings.version,
+               "--namespace", NAMESPACE, "--create-namespace", "--kubeconfig", files["kubeconfig"],
+               "--values", files["values.json"]]
+    if settings.plain_http:
+        command.append("--plain-http")
+    if "ca.crt" in files:
+        command += ["--ca-file", files["ca.crt"]]
+    if "registry.json" in files:
+        command += ["--registry-config", files["registry.json"]]
+    return command
+
+
+def helm_failure(settings: StatusAddonSettings, what: str, returncode: int, tail: str) -> Exception:
+    """A failed helm run in the taxonomy: the chart or the registry's answer is permanent, the network
+    is transient; the message names the chart reference or the registry."""
+    low = tail.lower()
+    ref = f"{settings.chart} version {settings.version}"
+    if '"fetchreference"' in low or "failed to download" in low:
+        if any(word in low for word in _UNREACHABLE):
+            return TransientError(f"cannot reach the chart registry {registry_host(settings)}: {tail}")
+        if low.endswith("not found") or "manifest unknown" in low or "name unknown" in low:
+            return PermanentError(f"chart {ref} does not exist in its registry: {tail}")
+        if "x509" in low or "certificate" in low:
+            return PermanentError(f"the chart registry {registry_host(settings)} is not trusted "
+                                  f"(statusAddon.chart.caBundle): {tail}")
+        return PermanentError(f"the chart registry refused {ref}: {tail}")
+    return TransientError(f"helm {what} exited {returncode}: {tail}")
+
+
+class Helm:
+    """helm against one space, each run with private files and its own empty helm home."""
+
+    def __init__(self, ctx: Context, registry_json: str | None) -> None:
+        self.ctx = ctx
+        self.settings = ctx.config.status_addon
+        self.registry_json = registry_json
+
+    def run(self, what: str, *args: str, values: dict[str, Any] | None = None) -> str:
+        files = {"kubeconfig": self.ctx.space.kubeconfig}
+        if values is not None:
+            files["values.json"] = json.dumps(values)
+            if self.settings.ca_bundle:
+                files["ca.crt"] = self.settings.ca_bundle
+            if self.registry_json is not None:
+                files["registry.json"] = self.registry_json
+        with commands.private_files(files) as paths:
+            home = paths["kubeconfig"].rsplit("/", 1)[0]
+            env = {f"HELM_{kind}_HOME": f"{home}/helm-{kind.lower()}" for kind in ("CACHE", "CONFIG", "DATA")}
+            command = (upgrade_command(self.settings, paths) if values is not None
+                       else ["helm", *args, "--namespace", NAMESPACE, "--kubeconfig", paths["kubeconfig"]])
+            result = commands.run(self.ctx, command, env)
+        if result.returncode != 0:
+            raise helm_failure(self.settings, what, result.returncode, commands.output_tail(result))
+        return result.stdout
+
+    def release(self) -> Release | None:
+        listed = json.loads(self.run("list", "list", "--all", "--filter", f"^{RELEASE}$", "--output", "json") or "[]")
+        if not listed:
+            return None
+        values = json.loads(self.run("get values", "get", "values", RELEASE, "--output", "json") or "null")
+        entry = listed[0]
+        return Release(status=entry.get("status", ""), chart=entry.get("chart", ""),
+                       revision=int(entry.get("revision", 0)), values=values or {})
+
+
+def wait_for_crds(ctx: Context) -> None:
+    extensions = client.ApiextensionsV1Api(ctx.space.api)
+    ctx.wait_until(extensions.list_custom_resource_definition, functools.partial(crds_pending, NEEDED_CRDS),
+                   "the CRDs the status add-on needs")
+
+
+def addon_pending(objects: dict[str, dict[str, Any]]) -> str | None:
+    return None if ADDON[3] in objects else f"ClusterManagementAddOn {ADDON[3]} does not exist"
+
+
+def wait_running(ctx: Context) -> None:
+    workloads.wait_available(ctx, NAMESPACE, (CONTROLLER_DEPLOYMENT,), "the status add-on controller")
+    custom = client.CustomObjectsApi(ctx.space.api)
+    ctx.wait_until(functools.partial(custom.list_cluster_custom_object, *ADDON[:3]), addon_pending,
+                   f"ClusterManagementAddOn {ADDON[3]}", field_selector=f"metadata.name={ADDON[3]}")
+
+
+def pull_credentials(ctx: Context) -> str | None:
+    ref = ctx.config.status_addon.pull_secret
+    if ref is None:
+        return None
+    core = client.CoreV1Api(ctx.hosting)
+    secret = ctx.call(lambda: plain(core.read_namespaced_secret, ref.name, ref.namespace),
+                      f"reading pull Secret {ref.namespace}/{ref.name}")
+    return registry_config(secret, ref.key)
+
+
+def in_time(ctx: Context, fn: Callable[[], T], what: str) -> T:
+    """fn, retried like every call; a registry still unreachable at the deadline is the deadline's
+    failure, and the message names it."""
+    try:
+        return ctx.call(fn, what)
+    except TransientError as err:
+        if ctx.deadline.expired():
+            raise DeadlineExceeded(f"timed out after {ctx.deadline.elapsed():.0f}s: {err}") from err
+        raise
+
+
+def ensure(ctx: Context) -> None:
+    if not ctx.its.install_status_addon:
+        ctx.info("install_status_addon is false; not installing the status add-on")
+        return
+    settings = ctx.config.status_addon
+    wait_for_crds(ctx)
+    helm = Helm(ctx, pull_credentials(ctx))
+    release = in_time(ctx, helm.release, "reading the status add-on release")
+    differs = up_to_date(release, settings)
+    if differs is None:
+        ctx.info("status add-on release is up to date; not running helm", chart=settings.chart,
+                 version=settings.version)
+    else:
+        if release is not None and release.status.startswith("pending-"):
+            # A hook pod killed during helm's run leaves the release locked; only this hook writes it.
+            ctx.warn("status add-on release was left pending; rolling it back", status=release.status)
+            undo = ("rollback", RELEASE) if release.revision > 1 else ("uninstall", RELEASE, "--wait")
+            ctx.call(lambda: helm.run(undo[0], *undo), f"helm {undo[0]} of a pending release")
+        ctx.info("installing the status add-on", chart=settings.chart, version=settings.version, reason=differs)
+
+        in_time(ctx, lambda: helm.run("upgrade --install", values=settings.values), "helm upgrade --install")
+    wait_running(ctx)
+    ctx.info("status add-on running", waited_s=round(ctx.deadline.elapsed(), 2))
+
+
+def verify(ctx: Context) -> None:
+    if not ctx.its.install_status_addon:
+        return
+    release = in_time(ctx, Helm(ctx, None).release, "reading the status add-on release")
+    differs = up_to_date(release, ctx.config.status_addon)
+    if differs is not None:
+        raise PermanentError(f"status add-on release {NAMESPACE}/{RELEASE}: {differs}")
+    wait_running(ctx)
+
+
+STEP = Step(
+    name="status-addon",
+    ensures=f"KubeStellar's OCM status add-on runs in the space (helm release {NAMESPACE}/{RELEASE}, unless "
+            "install_status_addon is false), installed only once the CRDs it needs are Established",
+    verified_by=f"release {RELEASE} deployed with the configured chart, version and values, Deployment "
+                f"{CONTROLLER_DEPLOYMENT} available, and ClusterManagementAddOn {ADDON[3]} present",
+    ensure=ensure,
+    verify=verify,
+)

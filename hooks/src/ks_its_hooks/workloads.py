@@ -1,0 +1,74 @@
+"""Whether Deployments are available, and when they are not, why: from their pods, as `kubectl get
+pods` says it (an image that cannot be pulled, a pod that cannot be scheduled)."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from kubernetes import client
+
+from . import pod
+from .errors import DeadlineExceeded
+from .readiness import plain
+from .step import Context
+
+
+def deployment_available(deployment: dict[str, Any]) -> bool:
+    spec, status = deployment.get("spec") or {}, deployment.get("status") or {}
+    wanted = spec.get("replicas", 1)
+    return bool(status.get("observedGeneration", 0) >= (deployment.get("metadata") or {}).get("generation", 1)
+                and status.get("availableReplicas", 0) >= wanted and status.get("updatedReplicas", 0) >= wanted)
+
+
+def deployments_pending(names: tuple[str, ...], objects: dict[str, dict[str, Any]]) -> str | None:
+    missing = [name for name in names if name not in objects or not deployment_available(objects[name])]
+    return f"Deployments not available: {', '.join(missing)}" if missing else None
+
+
+def pod_trouble(pod: dict[str, Any]) -> str | None:
+    """Why a pod does not run, as `kubectl get pods` says it, with the image it is about."""
+    spec, status = pod.get("spec") or {}, pod.get("status") or {}
+    images = {c["name"]: c.get("image", "") for c in (spec.get("initContainers") or []) + (spec.get("containers") or [])}
+    for container in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+        state = container.get("state") or {}
+        problem = (state.get("waiting") or {}).get("reason") or (state.get("terminated") or {}).get("reason")
+        if problem and problem not in ("ContainerCreating", "PodInitializing", "Completed"):
+            return f"{problem} (image {images.get(container.get('name', ''), container.get('image', ''))})"
+    if status.get("phase") == "Pending":
+        scheduled = [c for c in status.get("conditions") or [] if c.get("type") == "PodScheduled"]
+        if scheduled and scheduled[0].get("status") == "False":
+            return f"not scheduled: {scheduled[0].get('message', '')}".strip()
+    return None
+
+
+def why_not_available(api: client.ApiClient, namespace: str, names: tuple[str, ...]) -> str | None:
+    """The first of the Deployments that is not available, and why; None when all are."""
+    apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
+    deployments = {(d.get("metadata") or {}).get("name"): d for d in
+                   plain(apps.list_namespaced_deployment, namespace).get("items") or []}
+    for name in names:
+        deployment = deployments.get(name)
+        if deployment is None:
+            return f"Deployment {namespace}/{name} does not exist"
+        if deployment_available(deployment):
+            continue
+        labels = ((deployment.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+        selector = ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
+        pods = plain(core.list_namespaced_pod, namespace, label_selector=selector).get("items") or []
+        trouble = next((t for t in map(pod_trouble, pods) if t), None)
+        return f"Deployment {name} not available: {trouble or 'no pod of it is ready'}"
+    return None
+
+
+def wait_available(ctx: Context, namespace: str, names: tuple[str, ...], what: str) -> None:
+    """Wait (a watch) until the Deployments are available; at the deadline, say why one is not."""
+    apps = client.AppsV1Api(ctx.space.api)
+    try:
+        ctx.wait_until(functools.partial(apps.list_namespaced_deployment, namespace),
+                       functools.partial(deployments_pending, names), what)
+    except DeadlineExceeded as err:
+        why = pod.best_effort(f"find why {what} is not available", why_not_available, ctx.space.api, namespace, names)
+        if why is None:
+            raise
+        raise DeadlineExceeded(f"timed out after {ctx.deadline.elapsed():.0f}s waiting for {what}: {why}") from err

@@ -1,0 +1,141 @@
+"""The real OCM hub in every ITS: a WEC joins it with the real clusteradm and klusterlet, receives
+work and reports its status; ready means serving, with the status add-on running."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from tests.harness import (
+    BIN,
+    Sandbox,
+    assert_ready_its,
+    create_its,
+    install,
+    run_hook,
+    unique,
+)
+from tests.test_status_addon import assert_status_addon
+
+CLUSTER = ("cluster.open-cluster-management.io", "v1", "managedclusters")
+WORK = ("work.open-cluster-management.io", "v1")
+
+
+def wait_for(what: str, predicate: Callable[[], Any], timeout: float = 180) -> Any:
+    end = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < end:
+        with contextlib.suppress(client.exceptions.ApiException):
+            last = predicate()
+            if last:
+                return last
+        time.sleep(1)
+    raise AssertionError(f"timed out waiting for {what} (last: {last})")
+
+
+def conditions(obj: dict[str, Any]) -> dict[str, str]:
+    return {c["type"]: c["status"] for c in (obj.get("status") or {}).get("conditions") or []}
+
+
+@pytest.fixture
+def wec(sandbox: Sandbox) -> Iterator[tuple[str, Path]]:
+    name = unique("wec")
+    yield name, sandbox.add_wec(name)
+    sandbox.remove_wec(name)
+    # Hubs in spaces go with their space; the hosting cluster's and the external cluster's stay.
+    for kubeconfig in (sandbox.kubeconfig, sandbox.external_kubeconfig):
+        sandbox.run(str(BIN / "kubectl"), "--kubeconfig", str(kubeconfig), "delete", "managedcluster", name,
+                    "--ignore-not-found", "--wait=false", check=False)
+
+
+@pytest.mark.parametrize("its_type", ["vcluster", "host", "external"])
+def test_a_wec_joins_each_type_of_its_and_carries_work_both_ways(
+        sandbox: Sandbox, wec: tuple[str, Path], its_type: str) -> None:
+    wec_name, wec_kubeconfig = wec
+    namespace, name = unique("ocm"), unique(f"ocm-{its_type[:4]}")
+    its: dict[str, Any] = {"name": name, "type": its_type}
+    if its_type == "external":
+        sandbox.create_bootstrap_secret(f"{name}-bootstrap", namespace)
+    install(sandbox, "helm3", "ks-its", namespace, [its],
+            "--set", "statusAddon.controller.verbosity=4", "--set", "statusAddon.agent.hub_qps=7")
+    assert_ready_its(sandbox, name)
+    assert_status_addon(sandbox, name, verbosity=4, hub_qps=7)
+
+    sandbox.join(wec_name, name, wec_kubeconfig)
+    hub = client.CustomObjectsApi(sandbox.space_api(name))
+    joined = wait_for("the ManagedCluster Joined and Available", lambda: (
+        c := conditions(hub.get_cluster_custom_object(*CLUSTER, wec_name)),
+        c.get("ManagedClusterJoined") == "True" and c.get("ManagedClusterConditionAvailable") == "True")[1])
+    assert joined
+    mailbox = client.CoreV1Api(sandbox.space_api(name)).read_namespace(wec_name)
+    assert mailbox.status.phase == "Active"
+
+    work = {"apiVersion": f"{WORK[0]}/{WORK[1]}", "kind": "ManifestWork",
+            "metadata": {"name": "hello", "namespace": wec_name},
+            "spec": {"workload": {"manifests": [{"apiVersion": "v1", "kind": "ConfigMap",
+                                                 "metadata": {"name": "hello", "namespace": "default"},
+                                                 "data": {"from": name}}]},
+                     "manifestConfigs": [{"resourceIdentifier": {"resource": "configmaps", "name": "hello",
+                                                                 "namespace": "default"},
+                                          "feedbackRules": [{"type": "JSONPaths",
+                                                             "jsonPaths": [{"name": "from", "path": ".data.from"}]}]}]}}
+    hub.create_namespaced_custom_object(*WORK, wec_name, "manifestworks", work)
+    on_wec = client.CoreV1Api(sandbox.api_client_for(wec_kubeconfig))
+    assert wait_for("the ConfigMap on the WEC", lambda: on_wec.read_namespaced_config_map("hello", "default")).data == {
+        "from": name}
+
+    def fed_back() -> bool:
+        status = hub.get_namespaced_custom_object(*WORK, wec_name, "manifestworks", "hello").get("status") or {}
+        feedback = ((status.get("resourceStatus") or {}).get("manifests") or [{}])[0].get("statusFeedback") or {}
+        values = {v["name"]: v["fieldValue"].get("string") for v in feedback.get("values") or []}
+        return conditions({"status": status}).get("Available") == "True" and values == {"from": name}
+
+    wait_for("the ManifestWork Available with the ConfigMap's value fed back", fed_back)
+    hub.delete_namespaced_custom_object(*WORK, wec_name, "manifestworks", "hello")
+
+    def gone() -> bool:
+        try:
+            on_wec.read_namespaced_config_map("hello", "default")
+        except client.exceptions.ApiException as err:
+            return err.status == 404
+        return False
+
+    wait_for("the ConfigMap deleted on the WEC", gone)
+    sandbox.helm("helm3", "uninstall", "ks-its", "--namespace", namespace, "--wait")
+
+
+def test_install_clusteradm_false_serves_with_a_hub_someone_installed_first(
+        sandbox: Sandbox, hook_runner: str) -> None:
+    its = create_its(sandbox, unique("byo-hub"), "vcluster")
+    wait_for("the space", lambda: (sandbox.controlplane(its["name"]) or {}).get("status", {}).get("secretRef"))
+    sandbox.run(str(BIN / "clusteradm"), "init", "--kubeconfig", str(sandbox.hub_kubeconfig(its["name"])),
+                "--image-registry", sandbox.ocm_registry, "--bundle-version", "default")
+    result = run_hook(sandbox, [{**its, "install_clusteradm": False}], deadline=300)
+    assert result.returncode == 0, result.stderr
+    assert 'msg="ClusterManager exists; not running clusteradm init"' in result.stderr
+    assert 'msg="running clusteradm init"' not in result.stderr
+    assert_ready_its(sandbox, its["name"])
+
+
+def test_a_hub_whose_images_cannot_be_pulled_fails_at_the_deadline_naming_the_image(
+        sandbox: Sandbox, hook_runner: str) -> None:
+    its = create_its(sandbox, unique("no-images"), "vcluster")
+    wrong = f"{sandbox.registry}/not-open-cluster-management"
+    result = run_hook(sandbox, [its], deadline=60, ocm_registry=wrong)
+    assert result.returncode == 1, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    failed = re.fullmatch(rf"ITS {its['name']}: step ocm-hub failed: timed out after (\d+)s waiting for the OCM hub: "
+                          rf"Deployment cluster-manager not available: (ErrImagePull|ImagePullBackOff) "
+                          rf"\(image {re.escape(wrong)}/registration-operator:v0\.13\.1\)", last)
+    assert failed, last
+    assert int(failed.group(1)) >= 60
+    cp = sandbox.controlplane(its["name"]) or {}
+    assert "kflex.kubestellar.io/cptype" not in (cp["metadata"].get("labels") or {})
+    assert cp["metadata"]["annotations"]["its.kubestellar.io/status"].startswith("Failed: ocm-hub: timed out")

@@ -1,0 +1,103 @@
+"""KubeStellar's OCM status add-on in every ITS, installed by the hook with helm from the sandbox's
+registry (a stand-in chart of the same name and shape: tests/charts/ocm-status-addon-chart)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import uuid
+from datetime import datetime
+from typing import Any
+
+from kubernetes import client
+
+from tests.harness import (
+    BIN,
+    Sandbox,
+    assert_ready_its,
+    create_its,
+    run_hook,
+    status_addon_pods,
+    unique,
+)
+
+ADDON_CRDS = ("placements.cluster.open-cluster-management.io",
+              "managedclustersetbindings.cluster.open-cluster-management.io")
+
+
+def helm_in_space(sandbox: Sandbox, its: str, *args: str) -> Any:
+    result = sandbox.run(str(BIN / "helm"), *args, "--namespace", "open-cluster-management", "--output", "json",
+                         "--kubeconfig", str(sandbox.hub_kubeconfig(its)))
+    return json.loads(result.stdout)
+
+
+def assert_status_addon(sandbox: Sandbox, its: str, verbosity: int = 2, hub_qps: int = 5) -> None:
+    """The release is deployed at the pinned version with the chart's settings, its controller runs with
+    them, and it was installed only after the CRDs it needs were Established."""
+    [release] = helm_in_space(sandbox, its, "list", "--filter", "^status-addon$")
+    assert (release["chart"], release["status"]) == ("ocm-status-addon-chart-v0.2.0-rc17", "deployed")
+    [pod] = status_addon_pods(sandbox, its)
+    args = pod.spec.containers[0].command
+    assert f"--v={verbosity}" in args and f"--agent-hub_qps={hub_qps}" in args, args
+    space = sandbox.space_api(its)
+    custom = client.CustomObjectsApi(space)
+    assert custom.get_namespaced_custom_object("cluster.open-cluster-management.io", "v1beta1",
+                                               "open-cluster-management", "placements", "global")
+    assert custom.get_namespaced_custom_object("cluster.open-cluster-management.io", "v1beta2",
+                                               "open-cluster-management", "managedclustersetbindings", "global")
+    extensions = client.ApiextensionsV1Api(space)
+    assert extensions.read_custom_resource_definition("workstatuses.control.kubestellar.io")
+    status = helm_in_space(sandbox, its, "status", "status-addon")
+    installed = datetime.fromisoformat(status["info"]["first_deployed"])
+    for name in ADDON_CRDS:
+        [established] = [c for c in extensions.read_custom_resource_definition(name).status.conditions
+                         if c.type == "Established" and c.status == "True"]
+        assert established.last_transition_time <= installed, (name, established.last_transition_time, installed)
+
+
+def test_install_status_addon_false_skips_it_and_a_chart_that_does_not_exist_fails_at_once(
+        sandbox: Sandbox, hook_runner: str) -> None:
+    skipped = {**create_its(sandbox, unique("sa-skip"), "vcluster"), "install_status_addon": False}
+    wanted = create_its(sandbox, unique("sa-nochart"), "host")
+    missing = sandbox.status_addon_config(version="v9.9.9")
+    result = run_hook(sandbox, [skipped, wanted], deadline=300, status_addon=missing)
+    assert result.returncode == 3, result.stderr  # the only failure is permanent
+    assert f"its={skipped['name']} step=status-addon msg=\"install_status_addon is false" in result.stderr
+    assert_ready_its(sandbox, skipped["name"], status_addon=False)
+    [line] = [line for line in result.stderr.splitlines() if line.startswith(f"ITS {wanted['name']}:")]
+    assert line == (f"ITS {wanted['name']}: step status-addon failed: chart {missing['chart']} version v9.9.9 does "
+                    f"not exist in its registry: Error: failed to perform \"FetchReference\" on source: "
+                    f"{missing['chart'].removeprefix('oci://')}:v9.9.9: not found"), line
+    assert "retrying helm" not in result.stderr  # at once: no retry of what cannot change
+
+
+def test_an_unreachable_chart_registry_is_retried_until_the_deadline_and_credentials_stay_secret(
+        sandbox: Sandbox, hook_runner: str) -> None:
+    its = create_its(sandbox, unique("sa-noreg"), "vcluster")
+    # First the hub, so that the deadline below is spent on the registry.
+    assert run_hook(sandbox, [{**its, "install_status_addon": False}]).returncode == 0
+    password = f"pw-{uuid.uuid4().hex}"
+    secret = unique("pull")
+    auth = base64.b64encode(f"robot:{password}".encode()).decode()
+    config = json.dumps({"auths": {"10.244.0.1:1": {"auth": auth, "password": password}}})
+    sandbox.core.create_namespaced_secret("default", client.V1Secret(
+        metadata=client.V1ObjectMeta(name=secret), type="kubernetes.io/dockerconfigjson",
+        string_data={".dockerconfigjson": config}))
+    try:
+        unreachable = sandbox.status_addon_config(
+            chart="oci://10.244.0.1:1/kubestellar/ocm-status-addon-chart",
+            pullSecret={"name": secret, "namespace": "default", "key": ".dockerconfigjson"})
+        result = run_hook(sandbox, [its], deadline=60, status_addon=unreachable)
+    finally:
+        sandbox.core.delete_namespaced_secret(secret, "default")
+    assert result.returncode == 1, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    failed = re.fullmatch(rf"ITS {its['name']}: step status-addon failed: timed out after (\d+)s: cannot reach the "
+                          r"chart registry 10\.244\.0\.1:1: .*connection refused", last)
+    assert failed, last
+    assert int(failed.group(1)) >= 60
+    assert len(re.findall(r'msg="retrying (reading the status add-on release|helm upgrade --install)"',
+                          result.stderr)) >= 2
+    assert password not in result.stderr and auth not in result.stderr
+    assert not status_addon_pods(sandbox, its["name"])
