@@ -12,9 +12,9 @@ export PATH := $(BIN):$(VENV)/bin:$(PATH)
 SANDBOX := $(CURDIR)/.cache/sandbox
 PYTEST_ARGS ?=
 
-.PHONY: help tools venv image images sandbox-up sandbox-down lint docs docs-check unit-chart unit-py integration test demo demo-down bench
+.PHONY: help tools venv image images sandbox-up sandbox-down lint docs docs-check unit-chart unit-py integration test demo demo-down bench package release
 
-help: ## Show the targets
+help: ## Show every target
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 tools: ## Build the pinned toolchain into .cache/bin (a no-op when it is there)
@@ -40,21 +40,34 @@ sandbox-up: images venv ## Start the sandbox (admin kubeconfig: .cache/sandbox/k
 sandbox-down: venv ## Stop the sandbox and remove its files
 	@$(PY) -m tests.sandbox down --dir $(SANDBOX)
 
-lint: tools venv ## ruff, mypy --strict, helm lint --strict (helm 3 and 4) on every chart/ci values file, versions agree
+lint: tools venv ## ruff, mypy --strict, helm lint --strict (helm 3, 4), ct lint, actionlint, versions agree, docs fresh
 	@$(VENV)/bin/ruff check hooks tests ci bench
 	@$(VENV)/bin/mypy --config-file hooks/pyproject.toml hooks/src
 	@for helm in helm3 helm4; do for values in chart/ci/*-values.yaml; do \
 		$(HELM_ENV) $$helm lint --strict chart -f $$values >/dev/null \
 		  || { echo "helm lint: $$helm $$values failed:"; $(HELM_ENV) $$helm lint --strict chart -f $$values; exit 1; }; \
 	done; echo "$$helm lint --strict: $$(ls chart/ci/*-values.yaml | wc -l) values files clean"; done
+	@ct lint --charts chart --chart-yaml-schema .cache/ct/chart_schema.yaml --lint-conf .cache/ct/lintconf.yaml \
+		--validate-maintainers=false --check-version-increment=false --skip-helm-dependencies >.cache/logs/ct-lint.log 2>&1 \
+		|| { cat .cache/logs/ct-lint.log; echo "ct lint: failed"; exit 1; }
+	@echo "ct lint: chart, Chart.yaml schema, yamllint and $$(ls chart/ci/*-values.yaml | wc -l) values files clean"
+	@actionlint -shellcheck= -pyflakes= -oneline && echo "actionlint: $$(ls .github/workflows/*.yaml | wc -l) workflows clean"
 	@$(PY) ci/check_versions.py
 	@$(MAKE) --no-print-directory docs-check
 
-docs: venv ## Regenerate the values table in chart/README.md from chart/values.yaml
+docs: venv ## Regenerate the values table in chart/README.md and the chart's artifacthub.io/changes
 	@$(PY) ci/values_table.py --write
+	@$(PY) ci/changelog.py --write
 
-docs-check: venv
+docs-check: venv ## Fail when the values table or artifacthub.io/changes is stale
 	@$(PY) ci/values_table.py --check
+	@$(PY) ci/changelog.py
+
+package: tools ## Package the chart into dist/ (its version from chart/Chart.yaml)
+	@bash ci/release.sh package
+
+release: image ## Push the hook image and the chart to REGISTRY=host[:port] (REGISTRY_CA=ca.crt when needed)
+	@bash ci/release.sh release
 
 unit-chart: tools ## helm-unittest suites in chart/tests, with helm 3 and helm 4
 	@for helm in helm3 helm4; do echo "== helm-unittest ($$helm)"; $(HELM_ENV) $$helm unittest --strict chart; done
