@@ -172,14 +172,12 @@ def pull_credentials(ctx: Context) -> str | None:
 
 
 def in_time(ctx: Context, fn: Callable[[], T], what: str) -> T:
-    """fn, retried like every call; a registry still unreachable at the deadline is the deadline's
-    failure, and the message names it."""
+    """fn, retried like every call. Retries stop only for lack of time, so a transient failure that
+    is still there is the deadline's failure, and the message names its cause (the registry)."""
     try:
         return ctx.call(fn, what)
     except TransientError as err:
-        if ctx.deadline.expired():
-            raise DeadlineExceeded(f"timed out after {ctx.deadline.elapsed():.0f}s: {err}") from err
-        raise
+        raise DeadlineExceeded(f"timed out after {ctx.deadline.elapsed():.0f}s: {err}") from err
 
 
 def ensure(ctx: Context) -> None:
