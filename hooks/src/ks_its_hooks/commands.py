@@ -43,10 +43,7 @@ def private_files(files: Mapping[str, str]) -> Iterator[dict[str, str]]:
                 handle.write(text)
         yield paths
     finally:
-        for path in paths.values():
-            if os.path.exists(path):
-                os.unlink(path)
-        # What a command left there (helm's cache and config) goes too.
+        # The files, and whatever a command left beside them (helm's cache and config).
         for parent, dirs, names in os.walk(directory, topdown=False):
             for name in names:
                 os.unlink(os.path.join(parent, name))
