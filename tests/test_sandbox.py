@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import pytest
 from kubernetes import client
 
 from tests.harness import Sandbox, unique
-from tests.sandbox.host import UNIFIED, Host
+from tests.sandbox.host import CONTAINER_LOG_LINKS, UNIFIED, Host
 from tests.sandbox.kube import api_client
 from tests.sandbox.servers import REPO, pid_alive
 from tests.sandbox.supervisor import down, state, up
@@ -91,8 +92,8 @@ def test_helm_install_wait_sees_the_indexed_hook_job_result(sandbox: Sandbox, ex
         assert conditions.get("SuccessCriteriaMet") == "True"
         pods = sandbox.core.list_namespaced_pod("default", label_selector=f"batch.kubernetes.io/job-name={release}-hook")
         assert sorted(p.status.container_statuses[0].state.terminated.exit_code for p in pods.items) == [0, 0, 0]
-        # The node's container logs, kept by the sandbox for the secret scan.
-        logs = wait_for(lambda: sorted((sandbox.root / "logs" / "pods").glob(f"default_{release}-hook-*.log")),
+        # The node's container logs, kept by the sandbox (those of the hook image for the secret scan).
+        logs = wait_for(lambda: sorted((sandbox.root / "logs" / "workloads").glob(f"default_{release}-hook-*.log")),
                         what="the hook pods' logs kept")
         assert sorted(p.read_text().strip() for p in logs) == ["index=0", "index=1", "index=2"]
     else:
@@ -109,6 +110,8 @@ def assert_nothing_left(root: Path, port: int) -> None:
     assert not (UNIFIED / host.id).exists(), "the sandbox's cgroup (its processes) is still there"
     assert host.netns not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
     assert str(root) not in Path("/proc/self/mountinfo").read_text()
+    assert not [link for link in CONTAINER_LOG_LINKS.glob("*.log") if str(root) in os.readlink(link)], \
+        "the kubelet's log links into the sandbox are still there"
     assert not root.exists()
     with socket.socket() as sock:
         # SO_REUSEADDR lets connections the API server closed linger in TIME_WAIT (the kernel's

@@ -72,8 +72,8 @@ def cluster_secret_values(sandbox: Sandbox) -> list[str]:
     values = []
     for secret in sandbox.core.list_secret_for_all_namespaces().items:
         for key, encoded in (secret.data or {}).items():
-            # A ServiceAccount token Secret's `namespace` (open-cluster-management, ...) is a name, not a secret.
-            if secret.type == "kubernetes.io/service-account-token" and key == "namespace":
+            # A namespace name (a token Secret's `namespace`: open-cluster-management, ...) is no secret.
+            if key == "namespace":
                 continue
             values.append(encoded)
             values.append(base64.b64decode(encoded).decode(errors="replace"))

@@ -26,6 +26,7 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 # The unified (v2) hierarchy of this hybrid layout: no controllers, but it tracks processes and
 # has cgroup.kill. Containers join it too (runc follows the kubelet's cgroupRoot there).
 UNIFIED = CGROUP_ROOT / "unified"
+CONTAINER_LOG_LINKS = Path("/var/log/containers")
 # The v1 controllers the kubelet requires under its cgroupRoot.
 V1_CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory", "pids", "systemd", "hugetlb", "blkio", "devices", "freezer")
 # Host-wide sysctls the kubelet sets when it starts (protectKernelDefaults: false).
@@ -123,8 +124,18 @@ class Host:
         self._unmount_under(self.root)
         with contextlib.suppress(HostError):
             run("ip", "netns", "del", self.netns)
-        self._remove_cgroups()
+        self._remove_container_log_links()
         self._restore_sysctls()
+        self._remove_cgroups()
+
+    def _remove_container_log_links(self) -> None:
+        """The kubelet links each container's log into /var/log/containers (a fixed path) and only
+        unlinks when it removes the container: a stopped node leaves the links pointing into root."""
+        prefix = str(self.root.resolve()) + "/"
+        links = CONTAINER_LOG_LINKS.glob("*.log") if CONTAINER_LOG_LINKS.is_dir() else []
+        for link in links:
+            if link.is_symlink() and os.readlink(link).startswith(prefix):
+                link.unlink(missing_ok=True)
 
     def _kill_processes(self, timeout: float = 30) -> None:
         cgroup = UNIFIED / self.id
@@ -145,13 +156,25 @@ class Host:
         for target in sorted((m for m in mounts if m.startswith(prefix)), key=len, reverse=True):
             subprocess.run(["umount", "--lazy", target], capture_output=True, check=False)
 
-    def _remove_cgroups(self) -> None:
+    def _remove_cgroups(self, timeout: float = 30) -> None:
+        # A cgroup whose last task has left cgroup.procs can still be busy (EBUSY) while the kernel
+        # releases that task: on a loaded machine that takes a while, so each removal is retried.
+        end = time.monotonic() + timeout
         for hierarchy in [UNIFIED, *(CGROUP_ROOT / c for c in V1_CONTROLLERS)]:
             top = hierarchy / self.id
             if top.is_dir():
                 for directory in _depth_first(top):
-                    with contextlib.suppress(OSError):
-                        directory.rmdir()
+                    while True:
+                        try:
+                            directory.rmdir()
+                            break
+                        except FileNotFoundError:
+                            break
+                        except OSError as error:
+                            if time.monotonic() > end:
+                                raise HostError(f"cgroup {directory} not removed within {timeout:.0f}s: {error}") \
+                                    from error
+                            time.sleep(0.1)
 
     @property
     def _sysctl_backup(self) -> Path:

@@ -280,17 +280,21 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 
 
 class LogKeeper:
-    """Keeps a copy of every container log of the node in logs/pods/<namespace>_<pod>.log once its
-    containers end: Helm and the tests delete finished hook pods, and the kubelet their logs with them,
-    while the secret scan reads every hook log of a session."""
+    """Keeps a copy of every container log of the node once its containers end: Helm and the tests
+    delete finished hook pods, and the kubelet their logs with them, while the secret scan reads every
+    hook log of a session. Pods of the hook image go to logs/pods/<namespace>_<pod>.log (what the scan
+    reads: our code), the others (OCM, klusterlets, add-on) to logs/workloads/ for diagnosis."""
 
-    def __init__(self, node: Node, api: Any) -> None:
+    def __init__(self, node: Node, api: Any, hook_image: str) -> None:
         self.pod_logs = node.dir / "kubelet" / "pod-logs"
-        self.out = node.root / "logs" / "pods"
+        self.hooks = node.root / "logs" / "pods"
+        self.workloads = node.root / "logs" / "workloads"
+        self.hook_image = hook_image
         self.api = api
 
     def run(self, stop: threading.Event) -> None:
-        self.out.mkdir(parents=True, exist_ok=True)
+        self.hooks.mkdir(parents=True, exist_ok=True)
+        self.workloads.mkdir(parents=True, exist_ok=True)
         run_watch(self.api, client.CoreV1Api(self.api).list_pod_for_all_namespaces, self._handle, stop,
                   "log-keeper", lambda message: None)
 
@@ -302,7 +306,9 @@ class LogKeeper:
         directory = self.pod_logs / f"{meta['namespace']}_{meta['name']}_{meta['uid']}"
         text = "".join(_cri_log(path) for path in sorted(directory.glob("*/*.log")))
         if text:
-            (self.out / f"{meta['namespace']}_{meta['name']}.log").write_text(text)
+            images = [container.get("image", "") for container in (pod.get("spec") or {}).get("containers") or []]
+            out = self.hooks if any(image.endswith(self.hook_image) for image in images) else self.workloads
+            (out / f"{meta['namespace']}_{meta['name']}.log").write_text(text)
 
 
 def _cri_log(path: Path) -> str:

@@ -159,7 +159,7 @@ class Sandbox:
         self.node = Node(self.root, self.host, self.hosting, self.registry,
                          pause_image=f"{self.registry.address}/pause:{pinned('PAUSE_VERSION')}")
         self.node.start()
-        self._thread("log-keeper", LogKeeper(self.node, self.api).run)
+        self._thread("log-keeper", LogKeeper(self.node, self.api, HOOK_IMAGE).run)
         self._external()
         self.kubeflex = KubeFlex(self.hosting, self.etcd, self._on_space, self.log)
         self._thread("kubeflex", self.kubeflex.run)
