@@ -40,7 +40,7 @@ sandbox-up: images venv ## Start the sandbox (admin kubeconfig: .cache/sandbox/k
 sandbox-down: venv ## Stop the sandbox and remove its files
 	@$(PY) -m tests.sandbox down --dir $(SANDBOX)
 
-lint: tools venv ## ruff, mypy --strict, helm lint --strict (helm 3, 4), ct lint, actionlint, versions agree, docs fresh
+lint: tools venv ## ruff, mypy --strict, helm lint --strict (helm 3, 4), ct lint, actionlint, helm-tool lint, versions agree, docs fresh
 	@$(VENV)/bin/ruff check hooks tests ci bench
 	@$(VENV)/bin/mypy --config-file hooks/pyproject.toml hooks/src
 	@for helm in helm3 helm4; do for values in chart/ci/*-values.yaml; do \
@@ -53,14 +53,15 @@ lint: tools venv ## ruff, mypy --strict, helm lint --strict (helm 3, 4), ct lint
 	@echo "ct lint: chart, Chart.yaml schema, yamllint and $$(ls chart/ci/*-values.yaml | wc -l) values files clean"
 	@actionlint -shellcheck= -pyflakes= -oneline && echo "actionlint: $$(ls .github/workflows/*.yaml | wc -l) workflows clean"
 	@$(PY) ci/check_versions.py
+	@helm-tool lint -i chart/values.yaml -d chart/templates -e chart/values.linter.exceptions 2>&1 | sed 's/^/helm-tool lint: /'
 	@$(MAKE) --no-print-directory docs-check
 
-docs: venv ## Regenerate the values table in chart/README.md and the chart's artifacthub.io/changes
-	@$(PY) ci/values_table.py --write
+docs: tools venv ## Regenerate chart/README.md's values table, chart/values.schema.json and artifacthub.io/changes
+	@bash ci/values_docs.sh --write
 	@$(PY) ci/changelog.py --write
 
-docs-check: venv ## Fail when the values table or artifacthub.io/changes is stale
-	@$(PY) ci/values_table.py --check
+docs-check: tools venv ## Fail when the values table, the schema or artifacthub.io/changes is stale
+	@bash ci/values_docs.sh --check
 	@$(PY) ci/changelog.py
 
 package: tools ## Package the chart into dist/ (its version from chart/Chart.yaml)

@@ -187,11 +187,13 @@ helm_unittest
 build clusteradm open-cluster-management.io/clusteradm "$CLUSTERADM_VERSION" \
   open-cluster-management.io/clusteradm/cmd/clusteradm \
   "-s -w"
-# Not `go install`: it asks the registry for the module's version list, which it refuses for chart-testing.
+# Not `go install`: it asks the registry for the module's version list, which it refuses for
+# chart-testing and helm-tool.
 build ct github.com/helm/chart-testing/v3 "$CHART_TESTING_VERSION" github.com/helm/chart-testing/v3/ct \
   "-s -w -X github.com/helm/chart-testing/v3/ct/cmd.Version=$CHART_TESTING_VERSION"
 ct_config
 install actionlint github.com/rhysd/actionlint "$ACTIONLINT_VERSION" github.com/rhysd/actionlint/cmd/actionlint "-s -w"
+build helm-tool github.com/cert-manager/helm-tool "$HELM_TOOL_VERSION" github.com/cert-manager/helm-tool "-s -w"
 module_sources
 elapsed=$(($(date +%s) - start))
 [[ "$cold" == 1 ]] && echo "$elapsed" >"$cache/tools-cold-build-seconds"
