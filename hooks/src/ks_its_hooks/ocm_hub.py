@@ -9,8 +9,8 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from . import commands, pod, workloads
-from .errors import DeadlineExceeded, PermanentError, TransientError
+from . import commands, workloads
+from .errors import PermanentError, TransientError
 from .readiness import condition_reason, condition_status, crds_pending
 from .spec import OcmSettings
 from .step import Context, Step
@@ -120,18 +120,12 @@ def wait_ready(ctx: Context) -> None:
     """Ready means serving: a WEC can register and receive work."""
     custom = client.CustomObjectsApi(ctx.space.api)
     apps = client.AppsV1Api(ctx.space.api)
-    try:
+    with workloads.deadline_explained(ctx, "the OCM hub", functools.partial(diagnose, ctx)):
         list_cm = functools.partial(custom.list_cluster_custom_object, CM_GROUP, CM_VERSION, CM_PLURAL)
         ctx.wait_until(list_cm, clustermanager_pending, "the ClusterManager to be applied and running",
                        field_selector=f"metadata.name={CM_NAME}")
         ctx.wait_until(functools.partial(apps.list_namespaced_deployment, HUB_NAMESPACE),
                        functools.partial(workloads.deployments_pending, HUB_DEPLOYMENTS), "the hub's Deployments")
-    except DeadlineExceeded as err:
-        # The conditions say that something does not run; the pods say why.
-        why = pod.best_effort("find why the hub does not run", diagnose, ctx)
-        if why is None:
-            raise
-        raise DeadlineExceeded(f"timed out after {ctx.deadline.elapsed():.0f}s waiting for the OCM hub: {why}") from err
     extensions = client.ApiextensionsV1Api(ctx.space.api)
     ctx.wait_until(extensions.list_custom_resource_definition, functools.partial(crds_pending, HUB_CRDS),
                    "hub CRDs Established")

@@ -3,7 +3,9 @@ pods` says it (an image that cannot be pulled, a pod that cannot be scheduled)."
 
 from __future__ import annotations
 
+import contextlib
 import functools
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from kubernetes import client
@@ -61,14 +63,22 @@ def why_not_available(api: client.ApiClient, namespace: str, names: tuple[str, .
     return None
 
 
+@contextlib.contextmanager
+def deadline_explained(ctx: Context, what: str, why: Callable[[], str | None]) -> Iterator[None]:
+    """A deadline hit inside says what was awaited and why it is not there (from `why`, which reads
+    the pods: conditions say that something does not run, the pods say why)."""
+    try:
+        yield
+    except DeadlineExceeded as err:
+        reason = pod.best_effort(f"find why {what} is not ready", why)
+        if reason is None:
+            raise
+        raise DeadlineExceeded(f"timed out after {ctx.deadline.elapsed():.0f}s waiting for {what}: {reason}") from err
+
+
 def wait_available(ctx: Context, namespace: str, names: tuple[str, ...], what: str) -> None:
     """Wait (a watch) until the Deployments are available; at the deadline, say why one is not."""
     apps = client.AppsV1Api(ctx.space.api)
-    try:
+    with deadline_explained(ctx, what, functools.partial(why_not_available, ctx.space.api, namespace, names)):
         ctx.wait_until(functools.partial(apps.list_namespaced_deployment, namespace),
                        functools.partial(deployments_pending, names), what)
-    except DeadlineExceeded as err:
-        why = pod.best_effort(f"find why {what} is not available", why_not_available, ctx.space.api, namespace, names)
-        if why is None:
-            raise
-        raise DeadlineExceeded(f"timed out after {ctx.deadline.elapsed():.0f}s waiting for {what}: {why}") from err
