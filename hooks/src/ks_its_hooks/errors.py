@@ -60,16 +60,33 @@ def api_reason(exc: ApiException) -> str:
     return str(body.get("reason", "")) if isinstance(body, dict) else ""
 
 
+def rejected_certificate(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The certificate error behind exc, if the client rejected the server's certificate. The
+    Kubernetes client raises it wrapped: ApiException(status 0) from SSLError(SSLCertVerificationError),
+    or MaxRetryError(reason=SSLError(...)) when urllib3 retried."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # the wrapping is a few levels deep; a cycle must not loop forever
+        if seen is None or isinstance(seen, ssl.SSLCertVerificationError):
+            return seen
+        if isinstance(seen, urllib3.exceptions.MaxRetryError):
+            seen = seen.reason
+        elif isinstance(seen, urllib3.exceptions.SSLError) and seen.args and isinstance(seen.args[0], BaseException):
+            seen = seen.args[0]
+        else:
+            seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, TransientError):
         return True
+    if rejected_certificate(exc) is not None:
+        return False  # the server's certificate will not become trusted by waiting
     if isinstance(exc, ApiException):
         if exc.status == 409 and api_reason(exc) == "AlreadyExists":
             return False  # the object is there: retrying a create cannot help
         # status 0 is the client's own failure to talk to the server.
         return exc.status in TRANSIENT_STATUS or not exc.status
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return False
     return isinstance(
         exc,
         urllib3.exceptions.HTTPError | ConnectionError | TimeoutError | socket.gaierror | http.client.HTTPException,
@@ -84,6 +101,8 @@ def is_permanent(exc: BaseException) -> bool:
 def cause(exc: BaseException) -> str:
     """The cause for the failure line. Our own errors say it themselves; anything else is named
     by its kind and first line, never with request or response bodies (they may hold credentials)."""
+    if (rejected := rejected_certificate(exc)) is not None:
+        return f"the server's certificate is not trusted: {rejected.verify_message or rejected.reason or 'verify failed'}"
     if isinstance(exc, ApiException):
         return f"API error {exc.status} {(exc.reason or '').strip()}".strip()
     if isinstance(exc, TransientError | PermanentError | DeadlineExceeded | ConfigException):
