@@ -1,6 +1,7 @@
 """Versions stated in more than one file must agree; `make lint` runs this and fails on a mismatch.
 
 - the hook package's version (hooks/pyproject.toml) is the chart's appVersion, which tags the hook image;
+- the chart's version (Chart.yaml) is what the README's install commands name;
 - clusteradm: ci/versions.env (what the toolchain builds) is what the hook image builds
   (hooks/Dockerfile) and what the chart says it ships (Chart.yaml annotation).
 """
@@ -31,6 +32,13 @@ def dockerfile_arg(name: str) -> str:
     return match.group(1)
 
 
+def readme_value(pattern: str) -> str:
+    match = re.search(pattern, (ROOT / "README.md").read_text())
+    if not match:
+        raise SystemExit(f"README.md has nothing that matches {pattern!r}")
+    return match.group(1)
+
+
 def statements() -> list[tuple[str, dict[str, str]]]:
     chart = yaml.safe_load((ROOT / "chart" / "Chart.yaml").read_text())
     values = yaml.safe_load((ROOT / "chart" / "values.yaml").read_text())
@@ -52,6 +60,15 @@ def statements() -> list[tuple[str, dict[str, str]]]:
         ("helm version of the hook image", {
             "ci/versions.env HELM3_VERSION": pinned("HELM3_VERSION"),
             "hooks/Dockerfile ARG HELM_VERSION": dockerfile_arg("HELM_VERSION"),
+        }),
+        ("chart version", {
+            "chart/Chart.yaml version": str(chart["version"]),
+            "README.md helm upgrade --install --version": readme_value(r"/kubestellar-its --version (\S+)"),
+            "README.md Argo CD Application targetRevision": readme_value(r"targetRevision: (\S+)"),
+        }),
+        ("Argo CD version", {
+            "ci/versions.env ARGOCD_VERSION": pinned("ARGOCD_VERSION"),
+            "README.md Argo CD section": readme_value(r"against a real Argo CD (v[0-9.]+)"),
         }),
         ("status add-on chart version", {
             "chart/values.yaml statusAddon.chart.version": str(values["statusAddon"]["chart"]["version"]),

@@ -163,6 +163,21 @@ ct_config() {
   echo "$CHART_TESTING_VERSION" >"$dir/.version"
 }
 
+# --- Argo CD, for the tests of the chart under Argo CD: one multi-call binary (it acts by
+# ARGOCD_BINARY_NAME: argocd-repo-server, argocd-application-controller). As a dependency it needs
+# the module's own replace directives, read from its go.mod as for Kubernetes.
+argocd() {
+  is_current argocd "$ARGOCD_VERSION" && return 0
+  local log="$logs/argocd-mod.log" gomod replaces=()
+  gomod=$(go mod download -json "github.com/argoproj/argo-cd/v3@$ARGOCD_VERSION" 2>"$log" \
+          | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p') || fail "downloading argo-cd $ARGOCD_VERSION" "$log"
+  while read -r from to version; do replaces+=("$from=$to@$version"); done \
+    < <(sed -n '/^replace (/,/^)/s#^\s*\([^ /][^ ]*\) => \([^ ]*\) \(v[^ ]*\)$#\1 \2 \3#p' "$gomod")
+  [[ ${#replaces[@]} -gt 10 ]] || fail "reading the replace directives of argo-cd $ARGOCD_VERSION" "$gomod"
+  build argocd github.com/argoproj/argo-cd/v3 "$ARGOCD_VERSION" github.com/argoproj/argo-cd/v3/cmd \
+    "-s -w -X github.com/argoproj/argo-cd/v3/common.version=${ARGOCD_VERSION#v}" "${replaces[@]}"
+}
+
 # --- Module sources read at run time by the sandbox (KubeFlex's CRDs), checked against pinned hashes.
 module_sources() {
   local log="$logs/modules.log" sum
@@ -194,6 +209,7 @@ build ct github.com/helm/chart-testing/v3 "$CHART_TESTING_VERSION" github.com/he
 ct_config
 install actionlint github.com/rhysd/actionlint "$ACTIONLINT_VERSION" github.com/rhysd/actionlint/cmd/actionlint "-s -w"
 build helm-tool github.com/cert-manager/helm-tool "$HELM_TOOL_VERSION" github.com/cert-manager/helm-tool "-s -w"
+argocd
 module_sources
 elapsed=$(($(date +%s) - start))
 [[ "$cold" == 1 ]] && echo "$elapsed" >"$cache/tools-cold-build-seconds"

@@ -1,14 +1,18 @@
-"""Fixtures of the integration suite: one sandbox per session."""
+"""Fixtures of the integration suite: one sandbox per run (tests/run.py), or per session."""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.harness import HOOK_RUNNER, REPORTS, Sandbox
+from tests.harness import HOOK_RUNNER, REPORTS, SANDBOX_ENV, Sandbox, made_here, release, wait_until
+from tests.sandbox.argocd import ARGOCD_NAME, ARGOCD_NAMESPACE, RESOURCE_TREE_KEY
 from tests.sandbox.kube import api_client
 from tests.sandbox.servers import REPO
 from tests.sandbox.supervisor import down, up
@@ -16,17 +20,26 @@ from tests.sandbox.supervisor import down, up
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "reliability: faults, bad input, upgrades and privileges (issue 7)")
+    config.addinivalue_line("markers", "argocd: the chart synced by a real Argo CD (issue 17)")
     # A deprecated call in the hook package breaks at the next pinned upgrade: fail now instead.
     config.addinivalue_line("filterwarnings", r"error::DeprecationWarning:ks_its_hooks\..*")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The secret scan reads the logs of every hook run of the session, so it runs after all of them."""
-    items.sort(key=lambda item: item.module is not None and item.module.__name__ == "tests.test_secret_scan")
+    """The secret scan reads the logs of every hook run of the session, so it runs after all of them;
+    the Argo CD tests just before it, so that Argo CD's controller watches the cluster only then."""
+    items.sort(key=lambda item: (item.module is not None and item.module.__name__ == "tests.test_secret_scan",
+                                 item.get_closest_marker("argocd") is not None))
 
 
 @pytest.fixture(scope="session")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    """The run's sandbox (tests/run.py started it), or one of this session's own."""
+    shared = os.environ.get(SANDBOX_ENV)
+    if shared:
+        root = Path(shared)
+        yield Sandbox(root, api_client((root / "kubeconfig").read_text()), tmp_path_factory.mktemp("helm"))
+        return
     root = REPO / ".cache" / f"sandbox-test-{os.getpid()}"
     # The sandbox ends when this process does, however it ends (Ctrl-C, SIGKILL, a CI timeout).
     lifeline, keep = os.pipe()
@@ -39,9 +52,37 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
         os.close(keep)
 
 
+@pytest.fixture(scope="session")
+def argocd(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """Argo CD in the sandbox (tests/sandbox/argocd.py) with the chart released (`make release`) to the
+    sandbox's registry, its Helm OCI repository. `tree(app)` reads an Application's resource tree
+    from the controller's cache, what Argo CD's UI shows."""
+    sandbox.core.create_namespaced_config_map(ARGOCD_NAMESPACE, {"metadata": {"name": ARGOCD_NAME}})
+    state_file = sandbox.root / "argocd.json"
+    log = sandbox.root / "logs" / "supervisor.log"
+    wait_until("Argo CD to start", state_file.exists, timeout=300,
+               shown=lambda: [line for line in log.read_text().splitlines() if "argocd" in line][-3:])
+    state: dict[str, Any] = json.loads(state_file.read_text())
+    released = release(sandbox, tmp_path_factory.mktemp("argocd-release"))
+    assert released.returncode == 0, released.stdout + released.stderr
+    host, port = state["redis"].rsplit(":", 1)
+
+    def tree(app: str) -> dict[str, Any]:
+        raw = subprocess.run(["redis-cli", "-h", host, "-p", port, "--raw", "GET", RESOURCE_TREE_KEY.format(app=app)],
+                             capture_output=True, text=True, check=True, timeout=30).stdout
+        found: dict[str, Any] = json.loads(raw) if raw.strip() else {"nodes": []}
+        return found
+
+    try:
+        yield {**state, "tree": tree}
+    finally:
+        sandbox.core.delete_namespaced_config_map(ARGOCD_NAME, ARGOCD_NAMESPACE)
+        wait_until("Argo CD to stop", lambda: not state_file.exists(), timeout=120)
+
+
 @pytest.fixture
 def hook_runner(sandbox: Sandbox) -> str:
-    """ServiceAccount default/hook-runner (cluster-admin), so the hook's own requests can be told
+    """ServiceAccount default/hook-runner-<worker> (cluster-admin), so the hook's own requests can be told
     apart in the audit log."""
     sandbox.kubectl("create", "serviceaccount", HOOK_RUNNER, "-n", "default", check=False)
     sandbox.kubectl("create", "clusterrolebinding", HOOK_RUNNER, "--clusterrole=cluster-admin",
@@ -60,7 +101,19 @@ def delete_its_controlplanes(request: pytest.FixtureRequest) -> Iterator[None]:
     before = set(sandbox.controlplane_names())
     yield
     for name in sorted(set(sandbox.controlplane_names()) - before):
-        sandbox.delete_controlplane(name)
+        if made_here(name):  # another worker's tests may be making theirs now
+            sandbox.delete_controlplane(name)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A pytest-xdist worker hands what it reports to the controller, which prints the summary."""
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:
+        output["reports"] = list(REPORTS)
+
+
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    REPORTS.extend(getattr(node, "workeroutput", {}).get("reports", []))
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -12,7 +12,9 @@ import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -70,13 +72,24 @@ class Sandbox:
         """Where the sandbox's registry holds OCM's images: every install uses it (the air-gapped path)."""
         return f"{self.registry}/open-cluster-management"
 
-    def image_values(self) -> list[str]:
-        """What a user of a private registry sets: every image of the chart and of OCM from there, and
-        the status add-on's chart (the stand-in) from there, trusted through the registry's CA."""
-        return ["--set", f"global.imageRegistry={self.registry}", "--set", f"ocm.imageRegistry={self.ocm_registry}",
-                "--set", f"statusAddon.chart.repository={self.state['status_addon_chart']}",
-                "--set-file", f"statusAddon.chart.caBundle={self.state['registry_ca']}",
-                "--set", f"statusAddon.values.image={self.state['shell_image']}"]
+    def image_values_object(self, hook_image: bool = True) -> dict[str, Any]:
+        """What a user of a private registry sets: every image of OCM (and, with hook_image, of the
+        chart) from there, and the status add-on's chart (the stand-in) from there, trusted through
+        the registry's CA. A released chart names its hook image itself: hook_image=False."""
+        values: dict[str, Any] = {"global": {"imageRegistry": self.registry}} if hook_image else {}
+        return {**values, "ocm": {"imageRegistry": self.ocm_registry},
+                "statusAddon": {"chart": {"repository": self.state["status_addon_chart"],
+                                          "caBundle": Path(self.state["registry_ca"]).read_text()},
+                                "values": {"image": self.state["shell_image"]}}}
+
+    def image_values(self, hook_image: bool = True) -> list[str]:
+        """image_values_object() as helm flags."""
+        def leaves(tree: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+            return [leaf for key, value in tree.items()
+                    for leaf in (leaves(value, f"{prefix}{key}.") if isinstance(value, dict) and value
+                                 else [(f"{prefix}{key}", value)])]
+        return [arg for key, value in leaves(self.image_values_object(hook_image))
+                for arg in ("--set-json", f"{key}={json.dumps(value)}")]
 
     def status_addon_config(self, **chart: Any) -> dict[str, Any]:
         """its.json `statusAddon` as the chart renders it with image_values() (and `chart` overrides)."""
@@ -263,12 +276,25 @@ def mutating(events: list[dict[str, Any]], user: str | None = None, agent: str |
 HOOK_AGENT = "ks-its-hook/"
 
 
+# Set by tests/run.py: the sandbox of the run, which its pytest processes share instead of starting one.
+SANDBOX_ENV = "KS_ITS_SANDBOX"
+# The pytest-xdist worker this process is ("w0" when the suite runs in one process): what a test
+# makes carries it, so that tests of another worker, running at the same time, leave it alone.
+WORKER = "w" + os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+
+
 def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+    return f"{prefix}-{WORKER}{uuid.uuid4().hex[:6]}"
 
 
-# A ServiceAccount with cluster-admin, so that the hook's own requests can be told apart in audit logs.
-HOOK_RUNNER = "hook-runner"
+def made_here(name: str) -> bool:
+    """Whether unique() made this name in this worker."""
+    return re.search(rf"-{WORKER}[0-9a-f]{{6}}$", name) is not None
+
+
+# A ServiceAccount with cluster-admin, so that the hook's own requests can be told apart in audit
+# logs: one per worker, as another worker's tests run hooks at the same time.
+HOOK_RUNNER = f"hook-runner-{WORKER}"
 HOOK_RUNNER_USER = f"system:serviceaccount:default:{HOOK_RUNNER}"
 
 
@@ -304,7 +330,7 @@ class HookPod:
     an emptyDir), its its.json in a ConfigMap, as ServiceAccount `account` of `namespace`."""
 
     def __init__(self, sandbox: Sandbox, itses: list[dict[str, Any]], deadline: int = 300, command: str = "install",
-                 account: str = "hook-runner", namespace: str = "default", env: dict[str, str] | None = None,
+                 account: str = HOOK_RUNNER, namespace: str = "default", env: dict[str, str] | None = None,
                  files: dict[str, str] | None = None, memory_limit: str = "512Mi", ocm_registry: str | None = None,
                  status_addon: dict[str, Any] | None = None) -> None:
         """files: executable files mounted at /opt/extra (a stand-in for a tool, first on PATH)."""
@@ -400,6 +426,13 @@ class HookPod:
                        termination_message=terminated.message or "")
 
 
+def release(sandbox: Sandbox, dist: Path) -> subprocess.CompletedProcess[str]:
+    """`make release` to the sandbox's registry: the hook image, and the chart pointed at it."""
+    return subprocess.run(["make", "--no-print-directory", "release", f"REGISTRY={sandbox.registry}",
+                           f"REGISTRY_CA={sandbox.state['registry_ca']}", f"DIST={dist}"], cwd=REPO,
+                          capture_output=True, text=True, check=False, timeout=900)
+
+
 def keep_hook_log(sandbox: Sandbox, name: str, output: str) -> None:
     """Every hook run's output is kept with the pod logs, so the secret scan reads it too."""
     (sandbox.root / "logs" / "pods").mkdir(parents=True, exist_ok=True)
@@ -413,6 +446,20 @@ def run_hook(sandbox: Sandbox, itses: list[dict[str, Any]], deadline: int = 300,
 
 
 REPORTS: list[str] = []
+
+
+def wait_until(what: str, predicate: Callable[[], Any], timeout: float = 180, shown: Callable[[], Any] | None = None,
+               interval: float = 1.0) -> Any:
+    """Poll predicate until it returns something true, and return that; an ApiException counts as not
+    yet. On timeout the failure says what was awaited and what `shown()` returns then."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        with contextlib.suppress(client.exceptions.ApiException):
+            value = predicate()
+            if value:
+                return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}" + (f": {shown()}" if shown else ""))
 
 
 HUB_CRDS = ("managedclusters.cluster.open-cluster-management.io", "manifestworks.work.open-cluster-management.io",
@@ -435,6 +482,40 @@ def status_addon_pods(sandbox: Sandbox, its: str) -> list[Any]:
     return [pod for pod in client.CoreV1Api(sandbox.space_api(its)).list_namespaced_pod(
         "open-cluster-management", label_selector="app.kubernetes.io/name=addon-status-controller").items
         if pod.status.phase == "Running"]
+
+
+STATUS_ADDON_CRDS = ("placements.cluster.open-cluster-management.io",
+              "managedclustersetbindings.cluster.open-cluster-management.io")
+
+
+def helm_in_space(sandbox: Sandbox, its: str, *args: str) -> Any:
+    result = sandbox.run(str(BIN / "helm"), *args, "--namespace", "open-cluster-management", "--output", "json",
+                         "--kubeconfig", str(sandbox.hub_kubeconfig(its)))
+    return json.loads(result.stdout)
+
+
+def assert_status_addon(sandbox: Sandbox, its: str, verbosity: int = 2, hub_qps: int = 5) -> None:
+    """The release is deployed at the pinned version with the chart's settings, its controller runs with
+    them, and it was installed only after the CRDs it needs were Established."""
+    [release] = helm_in_space(sandbox, its, "list", "--filter", "^status-addon$")
+    assert (release["chart"], release["status"]) == ("ocm-status-addon-chart-v0.2.0-rc17", "deployed")
+    # A Running pod with these settings (after an upgrade, the old pod may still be stopping).
+    commands = [pod.spec.containers[0].command for pod in status_addon_pods(sandbox, its)]
+    assert any(f"--v={verbosity}" in args and f"--agent-hub_qps={hub_qps}" in args for args in commands), commands
+    space = sandbox.space_api(its)
+    custom = client.CustomObjectsApi(space)
+    assert custom.get_namespaced_custom_object("cluster.open-cluster-management.io", "v1beta1",
+                                               "open-cluster-management", "placements", "global")
+    assert custom.get_namespaced_custom_object("cluster.open-cluster-management.io", "v1beta2",
+                                               "open-cluster-management", "managedclustersetbindings", "global")
+    extensions = client.ApiextensionsV1Api(space)
+    assert extensions.read_custom_resource_definition("workstatuses.control.kubestellar.io")
+    status = helm_in_space(sandbox, its, "status", "status-addon")
+    installed = datetime.fromisoformat(status["info"]["first_deployed"])
+    for name in STATUS_ADDON_CRDS:
+        [established] = [c for c in extensions.read_custom_resource_definition(name).status.conditions
+                         if c.type == "Established" and c.status == "True"]
+        assert established.last_transition_time <= installed, (name, established.last_transition_time, installed)
 
 
 def assert_ready_its(sandbox: Sandbox, name: str, status_addon: bool = True) -> None:

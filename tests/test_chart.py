@@ -107,7 +107,7 @@ def test_hook_pod_template_passes_restricted_admission(sandbox: Sandbox) -> None
     rendered = sandbox.helm("helm3", "template", "ks-its", str(CHART), "--namespace", namespace,
                             "--set-json", 'ITSes=[{"name":"its1"}]').stdout
     docs = [doc for doc in yaml.safe_load_all(rendered) if doc]
-    job = next(doc for doc in docs if doc["kind"] == "Job")
+    job = next(doc for doc in docs if doc["kind"] == "Job" and doc["metadata"]["name"] == "ks-its-hook")
     test_pod = next(doc for doc in docs if doc["kind"] == "Pod")
     hook_pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "hook-pod", "namespace": namespace},
                 "spec": job["spec"]["template"]["spec"]}

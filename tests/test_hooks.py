@@ -118,7 +118,7 @@ def test_never_ready_fails_at_the_deadline_and_the_other_its_completes(
     # Ample for the healthy ITS (a host ITS: the hosting cluster's hub, seconds once it exists) on a
     # loaded machine: what is measured is that the stuck one waited for the deadline, not how long
     # anything took.
-    deadline = 90
+    deadline = 120
     try:
         itses = [create_its(sandbox, stuck, "vcluster"), create_its(sandbox, fine, "host")]
         result = run_hook(sandbox, itses, deadline=deadline)

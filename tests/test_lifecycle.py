@@ -7,15 +7,13 @@ import json
 import re
 import shlex
 import subprocess
-import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 from kubernetes import client
 
-from tests.harness import CHART, Sandbox, assert_ready_its, install, three_types, unique
+from tests.harness import CHART, Sandbox, assert_ready_its, install, three_types, unique, wait_until
 
 # What the chart creates besides ControlPlanes, by the API that lists it.
 NAMESPACED = ("serviceaccounts", "roles.rbac.authorization.k8s.io", "rolebindings.rbac.authorization.k8s.io",
@@ -39,17 +37,6 @@ def left_of(sandbox: Sandbox, release: str, namespace: str) -> list[str]:
     found += sandbox.kubectl("get", "pods", "-n", namespace, "-l", f"batch.kubernetes.io/job-name={release}-hook",
                              "-o", "name").stdout.split()
     return found
-
-
-def wait_until(what: str, predicate: Any, timeout: float = 120, shown: Any = None) -> Any:
-    """Poll predicate until true; on timeout, the failure shows what `shown()` returns then."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(1)
-    raise AssertionError(f"timed out waiting for {what}" + (f": {shown()}" if shown else ""))
 
 
 def test_rollback_brings_a_deleted_its_back_to_ready(sandbox: Sandbox) -> None:
@@ -81,6 +68,8 @@ def test_uninstall_after_helm_test_leaves_only_the_kept_spaces(sandbox: Sandbox,
     test_sa = sandbox.kubectl("get", "serviceaccount", f"{release}-test", "-n", namespace, check=False)
     assert test_sa.returncode != 0 and "NotFound" in test_sa.stderr
     assert sandbox.kubectl("get", "pod", f"{release}-test", "-n", namespace, check=False).returncode == 0
+    # A last revision with no ITS renders no hook and no test, yet the earlier ones' must go too.
+    install(sandbox, helm, release, namespace, [])
     sandbox.helm(helm, "uninstall", release, "--namespace", namespace, "--wait")
     # The pre-delete cleanup hook deleted the hook Job and the test pod; their pods go with the Job.
     assert wait_until("nothing of the release but its spaces", lambda: left_of(sandbox, release, namespace) == [],
@@ -174,7 +163,9 @@ def test_the_packaged_chart_has_its_readme(sandbox: Sandbox, tmp_path: Path) -> 
     archive = re.search(r"saved it to: (\S+)", packaged)
     assert archive, packaged
     readme = sandbox.helm("helm3", "show", "readme", archive.group(1)).stdout
-    assert "## Values" in readme and "| `ITSes` |" in readme
+    # The values table helm-tool makes from values.yaml, with the ITSes row and an item's fields.
+    table = readme.split("<!-- values-table:start -->", 1)[-1].split("<!-- values-table:end -->", 1)[0]
+    assert "## Values" in readme and "<td>ITSes</td>" in table and "<td>ITSes[0].name</td>" in table, readme
     listing = subprocess.run(["tar", "-tzf", archive.group(1)], capture_output=True, text=True, check=True).stdout
     assert "kubestellar-its/tests/" not in listing  # the helm-unittest suites are not shipped
     values = yaml.safe_load(sandbox.helm("helm3", "show", "values", archive.group(1)).stdout)

@@ -3,10 +3,8 @@ work and reports its status; ready means serving, with the status add-on running
 
 from __future__ import annotations
 
-import contextlib
 import re
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,27 +15,16 @@ from tests.harness import (
     BIN,
     Sandbox,
     assert_ready_its,
+    assert_status_addon,
     create_its,
     install,
     run_hook,
     unique,
+    wait_until,
 )
-from tests.test_status_addon import assert_status_addon
 
 CLUSTER = ("cluster.open-cluster-management.io", "v1", "managedclusters")
 WORK = ("work.open-cluster-management.io", "v1")
-
-
-def wait_for(what: str, predicate: Callable[[], Any], timeout: float = 180) -> Any:
-    end = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < end:
-        with contextlib.suppress(client.exceptions.ApiException):
-            last = predicate()
-            if last:
-                return last
-        time.sleep(1)
-    raise AssertionError(f"timed out waiting for {what} (last: {last})")
 
 
 def conditions(obj: dict[str, Any]) -> dict[str, str]:
@@ -70,7 +57,7 @@ def test_a_wec_joins_each_type_of_its_and_carries_work_both_ways(
 
     sandbox.join(wec_name, name, wec_kubeconfig)
     hub = client.CustomObjectsApi(sandbox.space_api(name))
-    joined = wait_for("the ManagedCluster Joined and Available", lambda: (
+    joined = wait_until("the ManagedCluster Joined and Available", lambda: (
         c := conditions(hub.get_cluster_custom_object(*CLUSTER, wec_name)),
         c.get("ManagedClusterJoined") == "True" and c.get("ManagedClusterConditionAvailable") == "True")[1])
     assert joined
@@ -88,7 +75,7 @@ def test_a_wec_joins_each_type_of_its_and_carries_work_both_ways(
                                                              "jsonPaths": [{"name": "from", "path": ".data.from"}]}]}]}}
     hub.create_namespaced_custom_object(*WORK, wec_name, "manifestworks", work)
     on_wec = client.CoreV1Api(sandbox.api_client_for(wec_kubeconfig))
-    assert wait_for("the ConfigMap on the WEC", lambda: on_wec.read_namespaced_config_map("hello", "default")).data == {
+    assert wait_until("the ConfigMap on the WEC", lambda: on_wec.read_namespaced_config_map("hello", "default")).data == {
         "from": name}
 
     def fed_back() -> bool:
@@ -97,7 +84,7 @@ def test_a_wec_joins_each_type_of_its_and_carries_work_both_ways(
         values = {v["name"]: v["fieldValue"].get("string") for v in feedback.get("values") or []}
         return conditions({"status": status}).get("Available") == "True" and values == {"from": name}
 
-    wait_for("the ManifestWork Available with the ConfigMap's value fed back", fed_back)
+    wait_until("the ManifestWork Available with the ConfigMap's value fed back", fed_back)
     hub.delete_namespaced_custom_object(*WORK, wec_name, "manifestworks", "hello")
 
     def gone() -> bool:
@@ -107,14 +94,14 @@ def test_a_wec_joins_each_type_of_its_and_carries_work_both_ways(
             return err.status == 404
         return False
 
-    wait_for("the ConfigMap deleted on the WEC", gone)
+    wait_until("the ConfigMap deleted on the WEC", gone)
     sandbox.helm("helm3", "uninstall", "ks-its", "--namespace", namespace, "--wait")
 
 
 def test_install_clusteradm_false_serves_with_a_hub_someone_installed_first(
         sandbox: Sandbox, hook_runner: str) -> None:
     its = create_its(sandbox, unique("byo-hub"), "vcluster")
-    wait_for("the space", lambda: (sandbox.controlplane(its["name"]) or {}).get("status", {}).get("secretRef"))
+    wait_until("the space", lambda: (sandbox.controlplane(its["name"]) or {}).get("status", {}).get("secretRef"))
     sandbox.run(str(BIN / "clusteradm"), "init", "--kubeconfig", str(sandbox.hub_kubeconfig(its["name"])),
                 "--image-registry", sandbox.ocm_registry, "--bundle-version", "default")
     result = run_hook(sandbox, [{**its, "install_clusteradm": False}], deadline=300)

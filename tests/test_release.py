@@ -8,7 +8,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from tests.harness import REPO, Sandbox, assert_ready_its, unique
+from tests.harness import REPO, Sandbox, assert_ready_its, release, unique
 from tests.sandbox.servers import yaml_value
 
 CHART_VERSION = yaml_value(REPO / "chart" / "Chart.yaml", "version")
@@ -37,9 +37,7 @@ def manifest_annotations(sandbox: Sandbox, reference: str) -> dict[str, str]:
 
 def test_a_release_installs_from_its_registry_with_the_released_hook_image(sandbox: Sandbox, tmp_path: Path) -> None:
     registry, ca = sandbox.registry, sandbox.state["registry_ca"]
-    released = subprocess.run(["make", "--no-print-directory", "release", f"REGISTRY={registry}", f"REGISTRY_CA={ca}",
-                               f"DIST={tmp_path}"], cwd=REPO, capture_output=True, text=True, check=False,
-                              timeout=900)
+    released = release(sandbox, tmp_path)
     assert released.returncode == 0, released.stdout + released.stderr
     assert (tmp_path / f"kubestellar-its-{CHART_VERSION}.tgz").exists()
     assert f"release: chart oci://{registry}/charts/kubestellar-its {CHART_VERSION}" in released.stdout
@@ -61,7 +59,7 @@ def test_a_release_installs_from_its_registry_with_the_released_hook_image(sandb
     namespace, name = unique("rel"), unique("rel-host")
     sandbox.helm("helm3", "upgrade", "--install", "ks-its", f"oci://{registry}/charts/kubestellar-its",
                  "--version", CHART_VERSION, "--ca-file", ca, "--namespace", namespace, "--create-namespace",
-                 "--wait", "--timeout", "300s", *sandbox.image_values()[2:],
+                 "--wait", "--timeout", "300s", *sandbox.image_values(hook_image=False),
                  "--set-json", f'ITSes=[{{"name":"{name}","type":"host"}}]')
     assert_ready_its(sandbox, name)
     pods = sandbox.core.list_namespaced_pod(namespace, label_selector="batch.kubernetes.io/job-name=ks-its-hook").items

@@ -10,27 +10,16 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from kubernetes import client
 
-from tests.harness import Sandbox, unique
+from tests.harness import Sandbox, unique, wait_until
 from tests.sandbox.host import CONTAINER_LOG_LINKS, UNIFIED, Host
 from tests.sandbox.kube import api_client
 from tests.sandbox.servers import REPO, pid_alive
 from tests.sandbox.supervisor import down, state, up
-
-
-def wait_for(predicate, timeout: float = 60, what: str = "condition"):  # type: ignore[no-untyped-def]
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def ready(sandbox: Sandbox, name: str) -> bool:
@@ -46,7 +35,7 @@ def test_controlplane_of_each_type_becomes_ready_with_working_credentials(sandbo
         sandbox.create_bootstrap_secret(f"{name}-bootstrap", "default")
         bootstrap = {"name": f"{name}-bootstrap", "namespace": "default", "inClusterKey": "kubeconfig-incluster"}
     sandbox.create_controlplane(name, cp_type, bootstrap)
-    wait_for(lambda: ready(sandbox, name), what=f"ControlPlane {name} Ready")
+    wait_until(f"ControlPlane {name} Ready", lambda: ready(sandbox, name), timeout=60, interval=0.2)
     cp = sandbox.controlplane(name)
     assert cp is not None
     assert "kflex.kubestellar.org/finalizer" in cp["metadata"]["finalizers"]
@@ -74,7 +63,7 @@ def test_controlplane_of_each_type_becomes_ready_with_working_credentials(sandbo
         outside = client.CoreV1Api(api_client(base64.b64decode(secret.data["config"]).decode()))
         outside.read_namespace(f"only-in-{name}")
     sandbox.delete_controlplane(name)
-    wait_for(lambda: sandbox.controlplane(name) is None, what=f"ControlPlane {name} deleted")
+    wait_until(f"ControlPlane {name} deleted", lambda: sandbox.controlplane(name) is None, timeout=60, interval=0.2)
 
 
 @pytest.mark.parametrize("exit_code", [0, 1])
@@ -93,8 +82,8 @@ def test_helm_install_wait_sees_the_indexed_hook_job_result(sandbox: Sandbox, ex
         pods = sandbox.core.list_namespaced_pod("default", label_selector=f"batch.kubernetes.io/job-name={release}-hook")
         assert sorted(p.status.container_statuses[0].state.terminated.exit_code for p in pods.items) == [0, 0, 0]
         # The node's container logs, kept by the sandbox (those of the hook image for the secret scan).
-        logs = wait_for(lambda: sorted((sandbox.root / "logs" / "workloads").glob(f"default_{release}-hook-*.log")),
-                        what="the hook pods' logs kept")
+        logs = wait_until("the hook pods' logs kept", lambda: sorted(
+            (sandbox.root / "logs" / "workloads").glob(f"default_{release}-hook-*.log")), timeout=60, interval=0.2)
         assert sorted(p.read_text().strip() for p in logs) == ["index=0", "index=1", "index=2"]
     else:
         assert result.returncode != 0
@@ -129,7 +118,7 @@ def test_sandbox_restarts_cleanly_after_a_killed_run(tmp_path: Path) -> None:
         first = up(root)
         subprocess.run(["kill", "-9", str(first["pid"])], check=True)
         # SIGKILL is delivered asynchronously: a process can still be exiting when kill(1) returns.
-        wait_for(lambda: not pid_alive(first["pid"]), what="killed supervisor to exit", timeout=30)
+        wait_until("killed supervisor to exit", lambda: not pid_alive(first["pid"]), timeout=30, interval=0.2)
         second = up(root)
         assert second["pid"] != first["pid"]
         port = int(second["hosting"].rsplit(":", 1)[1])
@@ -154,8 +143,8 @@ def test_a_killed_test_session_leaves_nothing_running(tmp_path: Path) -> None:
         assert pid_alive(started["pid"])
         session.kill()
         session.wait()
-        wait_for(lambda: not root.exists() and not pid_alive(started["pid"]),
-                 what="the orphaned sandbox to tear itself down and its supervisor to exit", timeout=180)
+        wait_until("the orphaned sandbox to tear itself down and its supervisor to exit",
+                   lambda: not root.exists() and not pid_alive(started["pid"]), timeout=180, interval=0.2)
         assert_nothing_left(root, int(started["hosting"].rsplit(":", 1)[1]))
     finally:
         session.kill()

@@ -1,6 +1,6 @@
-"""No token, kubeconfig or certificate in any hook log (issue 7). conftest runs this module last,
-so it reads the logs of every hook run of the session: hook pods run by the kubelet stand-in and
-hook processes the tests ran directly (both under <sandbox>/logs/pods)."""
+"""No token, kubeconfig or certificate in any hook log (issue 7). tests/run.py runs this module
+after every other test of the run (conftest orders it last in a single session), so it reads the
+logs of every hook pod of the run, kept by the sandbox under <sandbox>/logs/pods."""
 
 from __future__ import annotations
 

@@ -7,13 +7,10 @@ import base64
 import json
 import re
 import uuid
-from datetime import datetime
-from typing import Any
 
 from kubernetes import client
 
 from tests.harness import (
-    BIN,
     Sandbox,
     assert_ready_its,
     create_its,
@@ -21,39 +18,6 @@ from tests.harness import (
     status_addon_pods,
     unique,
 )
-
-ADDON_CRDS = ("placements.cluster.open-cluster-management.io",
-              "managedclustersetbindings.cluster.open-cluster-management.io")
-
-
-def helm_in_space(sandbox: Sandbox, its: str, *args: str) -> Any:
-    result = sandbox.run(str(BIN / "helm"), *args, "--namespace", "open-cluster-management", "--output", "json",
-                         "--kubeconfig", str(sandbox.hub_kubeconfig(its)))
-    return json.loads(result.stdout)
-
-
-def assert_status_addon(sandbox: Sandbox, its: str, verbosity: int = 2, hub_qps: int = 5) -> None:
-    """The release is deployed at the pinned version with the chart's settings, its controller runs with
-    them, and it was installed only after the CRDs it needs were Established."""
-    [release] = helm_in_space(sandbox, its, "list", "--filter", "^status-addon$")
-    assert (release["chart"], release["status"]) == ("ocm-status-addon-chart-v0.2.0-rc17", "deployed")
-    # A Running pod with these settings (after an upgrade, the old pod may still be stopping).
-    commands = [pod.spec.containers[0].command for pod in status_addon_pods(sandbox, its)]
-    assert any(f"--v={verbosity}" in args and f"--agent-hub_qps={hub_qps}" in args for args in commands), commands
-    space = sandbox.space_api(its)
-    custom = client.CustomObjectsApi(space)
-    assert custom.get_namespaced_custom_object("cluster.open-cluster-management.io", "v1beta1",
-                                               "open-cluster-management", "placements", "global")
-    assert custom.get_namespaced_custom_object("cluster.open-cluster-management.io", "v1beta2",
-                                               "open-cluster-management", "managedclustersetbindings", "global")
-    extensions = client.ApiextensionsV1Api(space)
-    assert extensions.read_custom_resource_definition("workstatuses.control.kubestellar.io")
-    status = helm_in_space(sandbox, its, "status", "status-addon")
-    installed = datetime.fromisoformat(status["info"]["first_deployed"])
-    for name in ADDON_CRDS:
-        [established] = [c for c in extensions.read_custom_resource_definition(name).status.conditions
-                         if c.type == "Established" and c.status == "True"]
-        assert established.last_transition_time <= installed, (name, established.last_transition_time, installed)
 
 
 def test_install_status_addon_false_skips_it_and_a_chart_that_does_not_exist_fails_at_once(

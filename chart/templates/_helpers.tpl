@@ -125,10 +125,16 @@ its.json's `statusAddon`: the add-on chart and how to reach it, and the add-on c
 {{- end -}}
 
 {{/* Annotations that keep a space: Helm's keep policy, and Argo CD's no-prune and no-delete. */}}
+{{- /*
+A kept space: Helm keeps it on uninstall and removal; Argo CD neither prunes nor deletes it, and once
+it leaves the ITSes (an extraneous object still carrying these annotations) it does not hold the
+Application OutOfSync, which would make automated self-heal re-sync forever.
+*/ -}}
 {{- define "its.keepAnnotations" -}}
 {{- if .Values.its.keepSpaces -}}
 helm.sh/resource-policy: keep
 argocd.argoproj.io/sync-options: Prune=false,Delete=false
+argocd.argoproj.io/compare-options: IgnoreExtraneous
 {{- end -}}
 {{- end -}}
 

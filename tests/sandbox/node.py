@@ -188,7 +188,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
             # Images come from the sandbox's registry with no pull secret; verifying cached
             # credentials would refuse an image this node pulled before.
             "imagePullCredentialsVerificationPolicy": "NeverVerify",
-            "serializeImagePulls": False, "maxParallelImagePulls": 3, "failSwapOn": False, "maxPods": 110,
+            "serializeImagePulls": False, "maxParallelImagePulls": 3, "failSwapOn": False, "maxPods": 250,
             "oomScoreAdj": 0,  # no CAP_SYS_RESOURCE to lower it
             "protectKernelDefaults": False,  # it sets a few host sysctls: Host saves and restores them
             # A sandbox on a shared disk: do not evict pods for the machine's disk or memory use.

@@ -95,12 +95,14 @@ class Process:
     argv: list[str]
     log: Path
     popen: subprocess.Popen[bytes] | None = None
+    # The environment of the process; None: the supervisor's.
+    env: dict[str, str] | None = None
 
     def start(self, pass_fds: tuple[int, ...] = ()) -> None:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as out:
             self.popen = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                          pass_fds=pass_fds)
+                                          pass_fds=pass_fds, env=self.env)
 
     def alive(self) -> bool:
         return self.popen is not None and self.popen.poll() is None

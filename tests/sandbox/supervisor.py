@@ -26,6 +26,7 @@ from typing import Any
 from kubernetes import client
 
 from . import ports
+from .argocd import ArgoCD
 from .certs import CertificateAuthority
 from .host import KUBERNETES_SERVICE_IP, NODE_IP, SERVICE_CIDR, UNIFIED, Host
 from .kube import api_client, front_service
@@ -103,6 +104,7 @@ class Sandbox:
         self.registry = Registry(root, CertificateAuthority("sandbox-registry"), REGISTRY_STORAGE)
         self.node: Node | None = None
         self.kubeflex: KubeFlex | None = None
+        self.argocd: ArgoCD | None = None
         self._log_lock = threading.Lock()
 
     def log(self, message: str) -> None:
@@ -164,6 +166,8 @@ class Sandbox:
         self.kubeflex = KubeFlex(self.hosting, self.etcd, self._on_space, self.log)
         self._thread("kubeflex", self.kubeflex.run)
         self._thread("wecs", Wecs(self.root, self.etcd, self.api, self.relays, self.log).run)
+        self.argocd = ArgoCD(self.root, self.hosting, self.api, self.registry, self.relays, self.log)
+        self._thread("argocd", self.argocd.run)
         self._write_access()
         state = {"pid": os.getpid(), "hosting": self.hosting.url, "external": self.external.url,
                  "etcd": self.etcd.url, "registry": self.registry.address, "registry_ca": str(self.registry.ca_file),
@@ -203,6 +207,8 @@ class Sandbox:
 
     def stop(self) -> None:
         self.stop_event.set()
+        if self.argocd:
+            self.argocd.stop()
         if self.kubeflex:
             for space in list(self.kubeflex.spaces.values()):
                 space.stop()
