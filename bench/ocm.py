@@ -1,9 +1,11 @@
-"""What a user waits for, with the real OCM hub: from `helm upgrade --install` to a hub that serves (Helm
-returns then: the hook waits for it), to a WEC joined to each ITS, to the first ManifestWork applied
-on each WEC; and what an ITS costs in memory (its API server, its controller-manager, its hub's pods)."""
+"""What a user waits for, with the real OCM hub: from `helm upgrade --install` to every ITS ready (Helm
+returns then: the hook waits for a hub that serves and the status add-on), to a WEC joined to each
+ITS (its ManagedCluster Joined and Available), to the first ManifestWork applied on each WEC; and
+what an ITS costs in memory (its API server, its controller-manager, its hub's pods)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import threading
@@ -13,7 +15,7 @@ from typing import Any
 
 from kubernetes import client
 
-from tests.harness import CHART, Sandbox, working_set
+from tests.harness import CHART, Sandbox, pod_cgroup, wait_until, working_set
 from tests.sandbox.host import Host
 
 
@@ -33,8 +35,8 @@ def namespace_pods_mb(sandbox: Sandbox, namespace: str) -> float:
     memory = Path("/sys/fs/cgroup/memory") / Host(sandbox.root).kubelet_cgroup_root.lstrip("/")
     total = 0
     for pod in sandbox.core.list_namespaced_pod(namespace).items:
-        for cgroup in memory.glob(f"kubepods/**/pod{pod.metadata.uid}"):
-            total += working_set(cgroup)
+        with contextlib.suppress(OSError, ValueError):
+            total += working_set(pod_cgroup(memory, pod.metadata.uid))
     return total / 2**20
 
 
@@ -44,6 +46,13 @@ def memory_per_its(sandbox: Sandbox, names: list[str]) -> dict[str, float]:
     hub = sum(namespace_pods_mb(sandbox, f"{name}-system") for name in names) / len(names)
     return {"apiserver_mb": round(apiserver), "controller_manager_mb": round(kcm), "hub_pods_mb": round(hub),
             "total_mb": round(apiserver + kcm + hub)}
+
+
+def joined_and_available(sandbox: Sandbox, its: str, wec: str) -> bool:
+    cluster = client.CustomObjectsApi(sandbox.space_api(its)).get_cluster_custom_object(
+        "cluster.open-cluster-management.io", "v1", "managedclusters", wec)
+    conditions = {c["type"]: c["status"] for c in (cluster.get("status") or {}).get("conditions") or []}
+    return conditions.get("ManagedClusterJoined") == "True" and conditions.get("ManagedClusterConditionAvailable") == "True"
 
 
 def deliver(sandbox: Sandbox, its: str, wec: str, kubeconfig: Path) -> None:
@@ -80,6 +89,8 @@ def one_run(sandbox: Sandbox, count: int, log: Any) -> dict[str, Any]:
     def join_and_deliver(name: str) -> None:
         try:
             sandbox.join(f"wec-{name}", name, wecs[name])
+            wait_until(f"ManagedCluster wec-{name} Joined and Available", lambda: joined_and_available(
+                sandbox, name, f"wec-{name}"), timeout=300, interval=0.5)
             joined[name] = time.monotonic() - started
             deliver(sandbox, name, f"wec-{name}", wecs[name])
             applied[name] = time.monotonic() - started

@@ -571,6 +571,16 @@ def hook_user(namespace: str, release: str) -> str:
     return f"system:serviceaccount:{namespace}:{release}-hook"
 
 
+def pod_cgroup(hierarchy: Path, uid: str) -> Path:
+    """A pod's cgroup under the node's cgroup root of one hierarchy, by its QoS class (the kubelet's
+    cgroupfs layout); FileNotFoundError when the pod has none (yet, or any more)."""
+    for qos in ("", "burstable", "besteffort"):
+        path = hierarchy / "kubepods" / qos / f"pod{uid}"
+        if path.is_dir():
+            return path
+    raise FileNotFoundError(f"no cgroup of pod {uid} under {hierarchy}")
+
+
 def working_set(cgroup: Path) -> int:
     """A memory cgroup's working set, as the kubelet counts it (and evicts by): usage less the inactive
     page cache, which the kernel reclaims before it kills anything. The cgroup's own high-water mark
@@ -609,10 +619,10 @@ class PodUsage:
                 continue
             for pod in pods:
                 name = pod.metadata.name
-                for cgroup in self._memory.glob(f"kubepods/**/pod{pod.metadata.uid}"):
-                    with contextlib.suppress(OSError, ValueError):
-                        self.peak_bytes[name] = max(working_set(cgroup), self.peak_bytes.get(name, 0))
-                for cgroup in self._cpu.glob(f"kubepods/**/pod{pod.metadata.uid}"):
-                    with contextlib.suppress(OSError, ValueError):
-                        used = int((cgroup / "cpuacct.usage").read_text()) / 1e9
-                        self.cpu_seconds[name] = max(used, self.cpu_seconds.get(name, 0.0))
+                # A pod's cgroup goes when the pod does, at any moment: a read that fails is no sample.
+                with contextlib.suppress(OSError, ValueError):
+                    self.peak_bytes[name] = max(working_set(pod_cgroup(self._memory, pod.metadata.uid)),
+                                                self.peak_bytes.get(name, 0))
+                with contextlib.suppress(OSError, ValueError):
+                    used = int((pod_cgroup(self._cpu, pod.metadata.uid) / "cpuacct.usage").read_text()) / 1e9
+                    self.cpu_seconds[name] = max(used, self.cpu_seconds.get(name, 0.0))
