@@ -149,8 +149,8 @@ def its_row(custom: client.CustomObjectsApi, core: client.CoreV1Api, name: str, 
 
 def show_wecs(root: Path, api: client.ApiClient) -> bool:
     """What an ITS is for: a workload cluster joins each (real clusteradm join and accept, the real
-    klusterlet), a ManifestWork carries a ConfigMap to it, and the WEC gets its ConfigMap of extra
-    properties in customization-properties, as KubeStellar users keep them."""
+    klusterlet), a ManifestWork carries a ConfigMap to it, and the demo, as a KubeStellar user does,
+    puts the WEC's ConfigMap of extra properties in customization-properties."""
     handle = Sandbox(root, api, root / "helm-home")
     rows = [["ITS", "WEC", "JOINED", "AVAILABLE", "MAILBOX NAMESPACE", "CONFIGMAP ON THE WEC", "PROPERTIES"]]
     ok = True
@@ -183,9 +183,12 @@ def show_wecs(root: Path, api: client.ApiClient) -> bool:
         cluster = hub.get_cluster_custom_object("cluster.open-cluster-management.io", "v1", "managedclusters", wec)
         joined, available = condition(cluster, "ManagedClusterJoined"), condition(cluster, "ManagedClusterConditionAvailable")
         mailbox = "present" if wec in {n.metadata.name for n in client.CoreV1Api(hub_api).list_namespace().items} else "-"
-        props = "present" if client.CoreV1Api(hub_api).read_namespaced_config_map(wec, "customization-properties") else "-"
+        props = "-"
+        with contextlib.suppress(ApiException):
+            client.CoreV1Api(hub_api).read_namespaced_config_map(wec, "customization-properties")
+            props = "present"
         rows.append([its, wec, joined, available, mailbox, delivered, props])
-        ok = ok and joined == available == "True" and mailbox == "present" and delivered != "-"
+        ok = ok and joined == available == "True" and mailbox == "present" and delivered != "-" and props == "present"
     say("")
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
