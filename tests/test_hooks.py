@@ -72,7 +72,8 @@ def test_install_clusteradm_false_uses_an_existing_hub_and_fails_clearly_without
     assert 'msg="running clusteradm init"' not in reused.stderr
 
     bare = create_its(sandbox, unique("hk-bare"), "vcluster")
-    result = run_hook(sandbox, [{**bare, "install_clusteradm": False}], deadline=30)
+    # A permanent failure returns at once; the deadline only has to let the space come up first.
+    result = run_hook(sandbox, [{**bare, "install_clusteradm": False}], deadline=120)
     assert result.returncode == 3  # permanent: a retry of the pod would fail the same way
     assert result.stderr.strip().splitlines()[-1] == (
         f"ITS {bare['name']}: step ocm-hub failed: install_clusteradm is false but the space has no ClusterManager "
