@@ -26,10 +26,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The secret scan reads the logs of every hook run of the session, so it runs after all of them;
-    the Argo CD tests just before it, so that Argo CD's controller watches the cluster only then."""
-    items.sort(key=lambda item: (item.module is not None and item.module.__name__ == "tests.test_secret_scan",
-                                 item.get_closest_marker("argocd") is not None))
+    """The secret scan reads the logs of every hook run of the session, so it runs after all of them."""
+    items.sort(key=lambda item: item.module is not None and item.module.__name__ == "tests.test_secret_scan")
 
 
 @pytest.fixture(scope="session")
@@ -52,11 +50,12 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
         os.close(keep)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def argocd(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """Argo CD in the sandbox (tests/sandbox/argocd.py) with the chart released (`make release`) to the
     sandbox's registry, its Helm OCI repository. `tree(app)` reads an Application's resource tree
-    from the controller's cache, what Argo CD's UI shows."""
+    from the controller's cache, what Argo CD's UI shows. Per module: Argo CD's controller watches the
+    cluster only while the Argo CD tests run."""
     sandbox.core.create_namespaced_config_map(ARGOCD_NAMESPACE, {"metadata": {"name": ARGOCD_NAME}})
     state_file = sandbox.root / "argocd.json"
     log = sandbox.root / "logs" / "supervisor.log"

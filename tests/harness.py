@@ -325,13 +325,24 @@ class HookRun:
     termination_message: str
 
 
+def chart_hook_pod_spec(sandbox: Sandbox) -> dict[str, Any]:
+    """The hook Job's pod spec as the chart renders it with the sandbox's registry: its image, security
+    contexts, environment, resources and volumes, so that a HookPod runs as the chart's pods do."""
+    rendered = sandbox.helm("helm3", "template", "r", str(CHART), "--set-json", 'ITSes=[{"name":"x"}]',
+                            "--set", f"global.imageRegistry={sandbox.registry}",
+                            "--show-only", "templates/hook-job.yaml").stdout
+    spec: dict[str, Any] = yaml.safe_load(rendered)["spec"]["template"]["spec"]
+    return spec
+
+
 class HookPod:
-    """The hook image run as a pod of the node, as the chart runs it (restricted, read-only root, /tmp
-    an emptyDir), its its.json in a ConfigMap, as ServiceAccount `account` of `namespace`."""
+    """The hook image run as a pod of the node with the pod template of the chart's hook Job
+    (restricted, read-only root, /tmp an emptyDir, the chart's resources), but its its.json in a
+    ConfigMap of its own and as ServiceAccount `account` of `namespace`."""
 
     def __init__(self, sandbox: Sandbox, itses: list[dict[str, Any]], deadline: int = 300, command: str = "install",
                  account: str = HOOK_RUNNER, namespace: str = "default", env: dict[str, str] | None = None,
-                 files: dict[str, str] | None = None, memory_limit: str = "512Mi", ocm_registry: str | None = None,
+                 files: dict[str, str] | None = None, ocm_registry: str | None = None,
                  status_addon: dict[str, Any] | None = None) -> None:
         """files: executable files mounted at /opt/extra (a stand-in for a tool, first on PATH)."""
         self.sandbox = sandbox
@@ -342,33 +353,23 @@ class HookPod:
         core.create_namespaced_config_map(namespace, client.V1ConfigMap(
             metadata=client.V1ObjectMeta(name=self.name),
             data={"its.json": its_config(sandbox, itses, deadline, ocm_registry, status_addon), **(files or {})}))
-        variables = {"TMPDIR": "/tmp", "HOME": "/tmp", "POD_NAMESPACE": namespace, **(env or {})}
+        spec = chart_hook_pod_spec(sandbox)
+        (container,) = spec["containers"]
+        (config,) = [volume for volume in spec["volumes"] if "configMap" in volume]
+        config["configMap"] = {"name": self.name}
+        overrides = {**(env or {})}
         if files:
-            variables["PATH"] = "/opt/extra:/opt/ks-its/bin:/usr/local/bin:/usr/bin:/bin"
-        pod = {
-            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": self.name, "namespace": namespace},
-            "spec": {
-                "serviceAccountName": account, "restartPolicy": "Never",
-                "securityContext": {"runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532,
-                                    "seccompProfile": {"type": "RuntimeDefault"}},
-                "containers": [{
-                    "name": "hook", "image": sandbox.hook_image,
-                    "command": ["ks-its-hook", command, "--config", "/etc/ks-its/its.json"],
-                    "env": [{"name": k, "value": v} for k, v in variables.items()],
-                    "terminationMessagePolicy": "FallbackToLogsOnError",
-                    "resources": {"limits": {"memory": memory_limit}},
-                    "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                                        "capabilities": {"drop": ["ALL"]}},
-                    "volumeMounts": [{"name": "config", "mountPath": "/etc/ks-its", "readOnly": True},
-                                     {"name": "tmp", "mountPath": "/tmp"},
-                                     *([{"name": "config", "mountPath": "/opt/extra", "readOnly": True}]
-                                       if files else [])],
-                }],
-                "volumes": [{"name": "config", "configMap": {"name": self.name, "defaultMode": 0o755}},
-                            {"name": "tmp", "emptyDir": {}}],
-            },
-        }
-        core.create_namespaced_pod(namespace, pod)
+            overrides["PATH"] = "/opt/extra:/opt/ks-its/bin:/usr/local/bin:/usr/bin:/bin"
+            config["configMap"]["defaultMode"] = 0o755
+            container["volumeMounts"].append({"name": config["name"], "mountPath": "/opt/extra", "readOnly": True})
+        # No Job runs this pod: the Events the hook puts on its Job would have nowhere to go.
+        container["env"] = [variable for variable in container["env"]
+                            if variable["name"] not in overrides and variable["name"] != "ITS_HOOK_JOB"] \
+            + [{"name": key, "value": value} for key, value in overrides.items()]
+        container["command"][1] = command
+        spec["serviceAccountName"] = account
+        core.create_namespaced_pod(namespace, {"apiVersion": "v1", "kind": "Pod", "spec": spec,
+                                               "metadata": {"name": self.name, "namespace": namespace}})
 
     def _pod(self) -> Any:
         return self.sandbox.core.read_namespaced_pod(self.name, self.namespace)

@@ -1,7 +1,9 @@
 """`make integration`: one sandbox for the whole suite, then the suite in two phases on it.
 
 1. every test but the secret scan, on WORKERS pytest-xdist workers at once, a test file per worker
-   at a time (the tests mostly wait on the sandbox: two at once use the two cores better);
+   at a time (the tests mostly wait on the sandbox: with three at once the two cores were still idle
+   a quarter of the time; a file's module fixtures, such as the Argo CD tests' Argo CD, serve its
+   tests once);
 2. the secret scan alone, once every hook of the run has logged what it will log.
 
 The sandbox lives as long as this process (its lifeline), however it ends. pytest arguments
@@ -20,7 +22,7 @@ from tests.harness import SANDBOX_ENV
 from tests.sandbox.servers import REPO
 from tests.sandbox.supervisor import down, up
 
-WORKERS = 2
+WORKERS = 3
 LAST_MODULE = "tests/test_secret_scan.py"  # the secret scan
 NO_TESTS_COLLECTED = 5  # pytest's exit code when a selection (-k, -m) leaves a phase empty
 
