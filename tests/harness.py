@@ -64,10 +64,6 @@ class Sandbox:
         return str(self.state["registry"])
 
     @property
-    def hook_image(self) -> str:
-        return f"{self.registry}/kubestellar/ks-its-hooks:{APP_VERSION}"
-
-    @property
     def ocm_registry(self) -> str:
         """Where the sandbox's registry holds OCM's images: every install uses it (the air-gapped path)."""
         return f"{self.registry}/open-cluster-management"

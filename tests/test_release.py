@@ -8,11 +8,10 @@ import re
 import subprocess
 from pathlib import Path
 
-from tests.harness import REPO, Sandbox, assert_ready_its, release, unique
+from tests.harness import APP_VERSION, CHART, REPO, Sandbox, assert_ready_its, release, unique
 from tests.sandbox.servers import yaml_value
 
-CHART_VERSION = yaml_value(REPO / "chart" / "Chart.yaml", "version")
-APP_VERSION = yaml_value(REPO / "chart" / "Chart.yaml", "appVersion")
+CHART_VERSION = yaml_value(CHART / "Chart.yaml", "version")
 OCI_KEYS = ("org.opencontainers.image.source", "org.opencontainers.image.version",
             "org.opencontainers.image.revision", "org.opencontainers.image.licenses")
 
