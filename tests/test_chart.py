@@ -1,39 +1,21 @@
-"""The chart end to end on the sandbox, the way users run it: helm upgrade --install --wait,
-helm test, upgrades that add, keep and remove ITSes, uninstall; with helm 3 and helm 4."""
+"""The chart end to end on the sandbox, the way users run it: upgrades that add, keep and remove
+ITSes, uninstall with and without keeping spaces, every manifest accepted by the API server. (A first
+install, helm test and uninstall with helm 3 and helm 4: test_lifecycle.py.)"""
 
 from __future__ import annotations
 
 import json
 import time
 
-import pytest
 import yaml
 
-from tests.harness import CHART, HOOK_AGENT, Sandbox, assert_ready_its, hook_user, install, mutating, three_types, unique
+from tests.harness import CHART, HOOK_AGENT, Sandbox, assert_ready_its, hook_user, install, mutating, unique
 
 
 def release_controlplanes(sandbox: Sandbox, release: str, namespace: str) -> set[str]:
     """The names of the ControlPlanes in the release's current manifest."""
     manifest = sandbox.helm("helm3", "get", "manifest", release, "--namespace", namespace).stdout
     return {doc["metadata"]["name"] for doc in yaml.safe_load_all(manifest) if doc and doc["kind"] == "ControlPlane"}
-
-
-@pytest.mark.parametrize("helm", ["helm3", "helm4"])
-def test_fresh_install_of_three_types_then_helm_test(sandbox: Sandbox, helm: str) -> None:
-    namespace, release = unique(f"e2e-{helm}"), "ks-its"
-    itses = three_types(sandbox, namespace, helm[-1] + "f")
-    result = install(sandbox, helm, release, namespace, itses)
-    for its in itses:
-        assert_ready_its(sandbox, its["name"])
-    assert "manages 3 ITS(es)" in result.stdout  # NOTES
-    tested = sandbox.helm(helm, "test", release, "--namespace", namespace, "--timeout", "120s", check=False)
-    assert tested.returncode == 0, tested.stdout + tested.stderr
-    logs = (sandbox.root / "logs" / "pods" / f"{namespace}_{release}-test.log").read_text()
-    assert logs.count('msg="ITS ready"') == 3
-    sandbox.helm(helm, "uninstall", release, "--namespace", namespace, "--wait")
-    for its in itses:  # spaces survive uninstall by default
-        assert sandbox.controlplane(its["name"]) is not None
-        assert_ready_its(sandbox, its["name"])
 
 
 def test_upgrades_add_keep_and_remove_itses(sandbox: Sandbox) -> None:

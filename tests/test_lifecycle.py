@@ -1,5 +1,6 @@
-"""What Helm does with the release over its life, as users run it: rollback, uninstall, --atomic,
-long names, moving a kept ITS to another release, and the commands NOTES prints."""
+"""What Helm does with the release over its life, as users run it: a first install of the three types,
+helm test and uninstall (helm 3 and helm 4), rollback, --atomic, long names, moving a kept ITS to
+another release, and the commands NOTES prints."""
 
 from __future__ import annotations
 
@@ -58,12 +59,17 @@ def test_rollback_brings_a_deleted_its_back_to_ready(sandbox: Sandbox) -> None:
 
 
 @pytest.mark.parametrize("helm", ["helm3", "helm4"])
-def test_uninstall_after_helm_test_leaves_only_the_kept_spaces(sandbox: Sandbox, helm: str) -> None:
-    namespace, release = unique(f"leftover-{helm}"), "ks-its"
-    name = unique("lo")
-    install(sandbox, helm, release, namespace, [{"name": name}])
+def test_three_types_then_helm_test_then_uninstall_leaves_only_the_kept_spaces(sandbox: Sandbox, helm: str) -> None:
+    namespace, release = unique(f"e2e-{helm}"), "ks-its"
+    itses = three_types(sandbox, namespace, helm[-1] + "f")
+    result = install(sandbox, helm, release, namespace, itses)
+    for its in itses:
+        assert_ready_its(sandbox, its["name"])
+    assert "manages 3 ITS(es)" in result.stdout  # NOTES
     tested = sandbox.helm(helm, "test", release, "--namespace", namespace, "--timeout", "120s", check=False)
     assert tested.returncode == 0, tested.stdout + tested.stderr
+    logs = (sandbox.root / "logs" / "pods" / f"{namespace}_{release}-test.log").read_text()
+    assert logs.count('msg="ITS ready"') == 3
     # The test's credentials are gone as soon as the test is over; its pod stays for --logs.
     test_sa = sandbox.kubectl("get", "serviceaccount", f"{release}-test", "-n", namespace, check=False)
     assert test_sa.returncode != 0 and "NotFound" in test_sa.stderr
@@ -74,7 +80,9 @@ def test_uninstall_after_helm_test_leaves_only_the_kept_spaces(sandbox: Sandbox,
     # The pre-delete cleanup hook deleted the hook Job and the test pod; their pods go with the Job.
     assert wait_until("nothing of the release but its spaces", lambda: left_of(sandbox, release, namespace) == [],
                       shown=lambda: left_of(sandbox, release, namespace))
-    assert_ready_its(sandbox, name)
+    for its in itses:  # spaces survive uninstall by default
+        assert sandbox.controlplane(its["name"]) is not None
+        assert_ready_its(sandbox, its["name"])
 
 
 def test_a_failed_atomic_install_leaves_no_hook_job_running(sandbox: Sandbox) -> None:
