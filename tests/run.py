@@ -1,9 +1,8 @@
 """`make integration`: one sandbox for the whole suite, then the suite in two phases on it.
 
-1. every test but the secret scan, on WORKERS pytest-xdist workers at once, a test file per worker
-   at a time (the tests mostly wait on the sandbox: with three at once the two cores were still idle
-   a quarter of the time; a file's module fixtures, such as the Argo CD tests' Argo CD, serve its
-   tests once);
+1. every test but the secret scan, on WORKERS pytest-xdist workers at once, the longest test first to
+   whichever worker is free (tests/scheduling.py; the tests mostly wait on the sandbox: with four at
+   once the two cores are busy nine tenths of the time);
 2. the secret scan alone, once every hook of the run has logged what it will log.
 
 The sandbox lives as long as this process (its lifeline), however it ends. pytest arguments
@@ -22,7 +21,7 @@ from tests.harness import SANDBOX_ENV
 from tests.sandbox.servers import REPO
 from tests.sandbox.supervisor import down, up
 
-WORKERS = 3
+WORKERS = 4
 LAST_MODULE = "tests/test_secret_scan.py"  # the secret scan
 NO_TESTS_COLLECTED = 5  # pytest's exit code when a selection (-k, -m) leaves a phase empty
 
@@ -35,7 +34,7 @@ def phases(args: list[str]) -> list[list[str]]:
     first = [path for path in paths if not path.startswith(LAST_MODULE)] if paths else ["tests"]
     last = [path for path in paths if path.startswith(LAST_MODULE)] if paths else [LAST_MODULE]
     pytest = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *options]
-    return ([[*pytest, *first, "--ignore", LAST_MODULE, "-n", str(WORKERS), "--dist", "loadfile"]] if first else []) \
+    return ([[*pytest, *first, "--ignore", LAST_MODULE, "-n", str(WORKERS), "--dist", "load"]] if first else []) \
         + ([[*pytest, *last]] if last else [])
 
 

@@ -1,0 +1,73 @@
+"""How the integration suite's tests go to its pytest-xdist workers: one test at a time to whichever
+worker is free, the longest first by what the last run measured, so that no worker is left with a
+long test while the others idle at the end. A module whose tests share a module fixture that must
+exist once in the sandbox (the Argo CD tests' Argo CD) goes to one worker whole.
+
+Without a record (a fresh clone) the order is the collection's. The record, `.cache/test-durations.json`,
+is rewritten after each run with the durations it measured (setup, call and teardown), so it follows
+the suite as tests are added or change.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+from xdist.remote import Producer
+from xdist.scheduler import LoadScopeScheduling
+from xdist.workermanage import WorkerController
+
+from tests.sandbox.servers import REPO
+
+DURATIONS = REPO / ".cache" / "test-durations.json"
+WHOLE_MODULES = ("tests/test_argocd.py",)
+
+
+def read_durations(path: Path = DURATIONS) -> dict[str, float]:
+    try:
+        recorded = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(nodeid): float(seconds) for nodeid, seconds in recorded.items()} if isinstance(recorded, dict) else {}
+
+
+class LongestFirst(LoadScopeScheduling):
+    """xdist's scope scheduling with a scope per test (per module for WHOLE_MODULES), and the longest
+    pending scope sent first. A test never measured counts as the longest: new tests show their
+    duration early, and with no record at all the collection's order stays."""
+
+    def __init__(self, config: pytest.Config, log: Producer | None = None) -> None:
+        super().__init__(config, log)
+        self.durations = read_durations()
+
+    def _split_scope(self, nodeid: str) -> str:
+        module = nodeid.split("::", 1)[0]
+        return module if module in WHOLE_MODULES else nodeid
+
+    def _expected(self, scope: str) -> float:
+        return sum(self.durations.get(nodeid, float("inf")) for nodeid in self.workqueue[scope])
+
+    def _assign_work_unit(self, node: WorkerController) -> None:
+        longest = max(self.workqueue, key=self._expected)  # the first of equals: the collection's order
+        self.workqueue.move_to_end(longest, last=False)
+        super()._assign_work_unit(node)
+
+
+class DurationRecorder:
+    """Sums each test's setup, call and teardown durations in the controller, as its workers report
+    them, and merges them into the record at the end of the session."""
+
+    def __init__(self, path: Path = DURATIONS) -> None:
+        self.path = path
+        self.measured: dict[str, float] = defaultdict(float)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.measured[report.nodeid] += report.duration
+
+    def pytest_sessionfinish(self) -> None:
+        if self.measured:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            merged = {**read_durations(self.path), **{k: round(v, 1) for k, v in self.measured.items()}}
+            self.path.write_text(json.dumps(dict(sorted(merged.items())), indent=1) + "\n")
