@@ -20,14 +20,13 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from tests.harness import Sandbox
+from tests.harness import CHART_VERSION, Sandbox
 from tests.sandbox.kube import api_client
-from tests.sandbox.servers import BIN, REPO, StartError, yaml_value
+from tests.sandbox.servers import BIN, REPO, StartError
 from tests.sandbox.supervisor import DEFAULT_DIR, state, up
 
 NAMESPACE = "kubeflex-system"
 ITSES = '[{"name":"its1"},{"name":"its2","type":"host"},{"name":"its3","type":"external"}]'
-CHART_VERSION = yaml_value(REPO / "chart" / "Chart.yaml", "version")
 
 
 def user_command(current: dict[str, str]) -> list[str]:

@@ -28,6 +28,7 @@ from tests.sandbox.servers import BIN, REPO, kubeconfig, yaml_value
 from tests.sandbox.wecs import WECS_NAME, WECS_NAMESPACE
 
 CHART = REPO / "chart"
+CHART_VERSION = yaml_value(CHART / "Chart.yaml", "version")
 APP_VERSION = yaml_value(CHART / "Chart.yaml", "appVersion")
 MUTATING = {"create", "update", "patch", "delete", "deletecollection"}
 

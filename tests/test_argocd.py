@@ -17,6 +17,7 @@ import yaml
 from kubernetes import client
 
 from tests.harness import (
+    CHART_VERSION,
     HOOK_AGENT,
     REPO,
     Sandbox,
@@ -26,12 +27,10 @@ from tests.harness import (
     unique,
     wait_until,
 )
-from tests.sandbox.servers import yaml_value
 
 pytestmark = pytest.mark.argocd
 
 APPS = ("argoproj.io", "v1alpha1", "argocd", "applications")
-CHART_VERSION = yaml_value(REPO / "chart" / "Chart.yaml", "version")
 SYNC_TIMEOUT = 600
 
 

@@ -8,10 +8,8 @@ import re
 import subprocess
 from pathlib import Path
 
-from tests.harness import APP_VERSION, CHART, REPO, Sandbox, assert_ready_its, release, unique
-from tests.sandbox.servers import yaml_value
+from tests.harness import APP_VERSION, CHART_VERSION, REPO, Sandbox, assert_ready_its, release, unique
 
-CHART_VERSION = yaml_value(CHART / "Chart.yaml", "version")
 OCI_KEYS = ("org.opencontainers.image.source", "org.opencontainers.image.version",
             "org.opencontainers.image.revision", "org.opencontainers.image.licenses")
 
