@@ -10,14 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from xdist.remote import Producer
 
 from tests.harness import HOOK_RUNNER, REPORTS, SANDBOX_ENV, Sandbox, made_here, release, wait_until
 from tests.sandbox.argocd import ARGOCD_NAME, ARGOCD_NAMESPACE, RESOURCE_TREE_KEY
 from tests.sandbox.kube import api_client
 from tests.sandbox.servers import REPO
 from tests.sandbox.supervisor import down, up
-from tests.scheduling import DurationRecorder, LongestFirst
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -25,14 +23,6 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "argocd: the chart synced by a real Argo CD (issue 17)")
     # A deprecated call in the hook package breaks at the next pinned upgrade: fail now instead.
     config.addinivalue_line("filterwarnings", r"error::DeprecationWarning:ks_its_hooks\..*")
-    if not hasattr(config, "workerinput"):  # the controller, which sees every worker's reports
-        config.pluginmanager.register(DurationRecorder(), "duration-recorder")
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> LongestFirst:
-    """Longest test first, to whichever worker is free (tests/scheduling.py)."""
-    return LongestFirst(config, log)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

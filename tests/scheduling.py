@@ -3,9 +3,11 @@ worker is free, the longest first by what the last run measured, so that no work
 long test while the others idle at the end. A module whose tests share a module fixture that must
 exist once in the sandbox (the Argo CD tests' Argo CD) goes to one worker whole.
 
-Without a record (a fresh clone) the order is the collection's. The record, `.cache/test-durations.json`,
-is rewritten after each run with the durations it measured (setup, call and teardown), so it follows
-the suite as tests are added or change.
+Without a record (a fresh clone) the order is the collection's. The record (ini option
+`test_durations`, by default `.cache/test-durations.json`) is rewritten after each run with the
+durations it measured (setup, call and teardown), so it follows the suite as tests are added or change.
+
+A pytest plugin: `python -m pytest -p tests.scheduling -n N` (tests/run.py).
 """
 
 from __future__ import annotations
@@ -25,7 +27,26 @@ DURATIONS = REPO / ".cache" / "test-durations.json"
 WHOLE_MODULES = ("tests/test_argocd.py",)
 
 
-def read_durations(path: Path = DURATIONS) -> dict[str, float]:
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addini("test_durations", "the record of test durations the scheduler reads and each run rewrites",
+                  default=str(DURATIONS))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):  # the controller, which sees every worker's reports
+        config.pluginmanager.register(DurationRecorder(record(config)), "duration-recorder")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> LongestFirst:
+    return LongestFirst(config, log)
+
+
+def record(config: pytest.Config) -> Path:
+    return Path(str(config.getini("test_durations")))
+
+
+def read_durations(path: Path) -> dict[str, float]:
     try:
         recorded = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -40,7 +61,7 @@ class LongestFirst(LoadScopeScheduling):
 
     def __init__(self, config: pytest.Config, log: Producer | None = None) -> None:
         super().__init__(config, log)
-        self.durations = read_durations()
+        self.durations = read_durations(record(config))
 
     def _split_scope(self, nodeid: str) -> str:
         module = nodeid.split("::", 1)[0]
@@ -59,7 +80,7 @@ class DurationRecorder:
     """Sums each test's setup, call and teardown durations in the controller, as its workers report
     them, and merges them into the record at the end of the session."""
 
-    def __init__(self, path: Path = DURATIONS) -> None:
+    def __init__(self, path: Path) -> None:
         self.path = path
         self.measured: dict[str, float] = defaultdict(float)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tests.sandbox.servers import REPO
 
-CONFTEST = """
+TEST = """
 import pytest
 from pathlib import Path
 from tests.scheduling import DurationRecorder, LongestFirst, read_durations
@@ -46,8 +46,8 @@ def run_suite(root: Path) -> list[tuple[str, str, float]]:
     """Runs the suite on two workers; returns (worker, module, seconds) in the order the tests started."""
     started = root / "started.txt"
     started.unlink(missing_ok=True)
-    result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-n", "2",
-                             "--dist", "load", "--rootdir", str(root), str(root / "tests")],
+    result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "tests.scheduling",
+                             "-q", "-n", "2", "--rootdir", str(root), str(root / "tests")],
                             cwd=root, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
                             capture_output=True, text=True, check=False, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -59,7 +59,7 @@ def test_the_longest_test_goes_first_and_the_argocd_module_to_one_worker(tmp_pat
     tests = tmp_path / "tests"
     tests.mkdir()
     record, started = tmp_path / "durations.json", tmp_path / "started.txt"
-    (tmp_path / "conftest.py").write_text(CONFTEST.format(record=str(record)))
+    (tmp_path / "pytest.ini").write_text(f"[pytest]\ntest_durations = {record}\n")
     # Collection order: shortest first, so that longest-first can only come from the record.
     (tests / "test_a.py").write_text(TEST.format(seconds=[0.1, 0.4, 0.8, 1.6], started=str(started)))
     (tests / "test_argocd.py").write_text(TEST.format(seconds=[0.1, 0.2], started=str(started)))
