@@ -25,6 +25,7 @@ from tests.harness import (
     install,
     run_hook,
     unique,
+    wait_until,
 )
 from tests.sandbox.faultproxy import FaultProxyProcess
 
@@ -101,6 +102,13 @@ def test_unreachable_external_server_fails_at_the_deadline_with_kubeflex_reason(
                     f"--from-file=kubeconfig-incluster={path}")
     sandbox.create_controlplane(name, "external", {"name": f"{name}-bootstrap", "namespace": "default",
                                                    "inClusterKey": "kubeconfig-incluster"})
+
+    def reconcile_error() -> bool:
+        conditions = ((sandbox.controlplane(name) or {}).get("status") or {}).get("conditions") or []
+        return any(c["type"] == "Synced" and c.get("reason") == "ReconcileError" for c in conditions)
+    # What is under test is that the hook relays KubeFlex's reason; on a loaded machine KubeFlex may
+    # take longer than the hook's deadline to report it, so the hook starts once it has.
+    wait_until(f"ControlPlane {name} Synced=False (ReconcileError)", reconcile_error, shown=lambda: sandbox.controlplane(name))
     result = run_hook(sandbox, [{"name": name, "type": "external"}], deadline=15)
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
