@@ -105,8 +105,10 @@ def test_releases_whose_names_differ_past_the_cut_do_not_collide(sandbox: Sandbo
     namespace = unique("longnames")
     base = "platform-team-kubestellar-inventory-spaces"
     for suffix in ("east", "west"):
-        result = install(sandbox, "helm3", f"{base}-{suffix}", namespace, [{"name": unique(f"ln-{suffix}")}],
-                         check=False)
+        # External ITSes: what is under test is the release's own names, not a space of its own.
+        its = {"name": unique(f"ln-{suffix}"), "type": "external"}
+        sandbox.create_bootstrap_secret(f"{its['name']}-bootstrap", namespace)
+        result = install(sandbox, "helm3", f"{base}-{suffix}", namespace, [its], check=False)
         assert result.returncode == 0, result.stderr
     jobs = sorted(job.metadata.name for job in client.BatchV1Api(sandbox.api).list_namespaced_job(namespace).items)
     assert len(jobs) == 2 and jobs[0] != jobs[1]
