@@ -66,7 +66,6 @@ class PodSyncer:
         self._lock = threading.Lock()
         self._creating: set[str] = set()
         self._synced: dict[str, dict[str, Any]] = {}  # host pod name -> its virtual pod
-        self._copied: dict[tuple[str, str, str], str] = {}  # (kind, namespace, name) -> version copied
 
     # --- loops -----------------------------------------------------------------------------------
 
@@ -162,9 +161,6 @@ class PodSyncer:
             if err.status == 404:
                 return False
             raise
-        key, version = (kind, namespace, name), source.metadata.resource_version
-        if self._copied.get(key) == version:
-            return True  # unchanged since the last copy: no write to the hosting cluster every few seconds
         target = host_name(name, namespace, self.suffix)
         body: dict[str, Any] = {"apiVersion": "v1", "kind": kind,
                                 "metadata": {"name": target, "namespace": self.namespace,
@@ -178,7 +174,6 @@ class PodSyncer:
         apply = self.hcore.patch_namespaced_secret if kind == "Secret" else self.hcore.patch_namespaced_config_map
         apply(target, self.namespace, body, field_manager="ks-its-sandbox-syncer", force=True,
               _content_type="application/apply-patch+yaml")
-        self._copied[key] = version
         return True
 
     def _copy_references(self, vpod: dict[str, Any]) -> None:
