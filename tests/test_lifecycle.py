@@ -96,6 +96,14 @@ def test_a_failed_atomic_install_leaves_no_hook_job_running(sandbox: Sandbox) ->
                       shown=lambda: left_of(sandbox, release, namespace))
         jobs = client.BatchV1Api(sandbox.api).list_namespaced_job(namespace).items
         assert jobs == []
+        # The hook pod, deleted while it waited, ended at once (not at the kubelet's SIGKILL 30 s later)
+        # and said what it left undone.
+        logs = sandbox.root / "logs" / "pods"
+        assert wait_until("the hook pod's log kept", lambda: list(logs.glob(f"{namespace}_{release}-hook-*.log")))
+        (log,) = logs.glob(f"{namespace}_{release}-hook-*.log")
+        assert log.read_text().splitlines()[-1] == \
+            f"ks-its-hook: install stopped by SIGTERM (pod deleted) before it finished: {stuck}; " \
+            "the next hook run (helm upgrade) takes them up again"
     finally:
         sandbox.clear_faults(stuck)
         sandbox.delete_controlplane(stuck)

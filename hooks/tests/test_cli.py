@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -98,3 +102,30 @@ def test_cleanup_needs_its_targets(capsys: pytest.CaptureFixture[str], monkeypat
     monkeypatch.delenv("POD_NAMESPACE", raising=False)
     assert cli.main(["cleanup", "--job", "j", "--test-pod", "p"]) == 2
     assert "cleanup needs --job, --test-pod and $POD_NAMESPACE" in capsys.readouterr().err
+
+
+def test_sigterm_ends_the_hook_at_once_saying_what_it_left_undone(tmp_path: Path) -> None:
+    """As a deleted pod's PID 1 gets it: without a handler the hook would run on (here: retry an
+    unreachable hosting cluster) until the kubelet's SIGKILL."""
+    config = write_config(tmp_path, ["a", "b"])
+    log = tmp_path / "termination-log"
+    log.touch()
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:9"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}], "users": [{"name": "u", "user": {}}]}))
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "POD_NAMESPACE": "ns", "ITS_HOOK_JOB": "job",
+           "ITS_TERMINATION_LOG": str(log)}
+    env.pop("KUBERNETES_SERVICE_HOST", None)
+    hook = subprocess.Popen([sys.executable, "-m", "ks_its_hooks.cli", "install", "--config", str(config)],
+                            env=env, stderr=subprocess.PIPE, text=True)
+    assert hook.stderr is not None
+    first = hook.stderr.readline()  # the hook is past its start: it logs its first wait
+    hook.send_signal(signal.SIGTERM)
+    _, rest = hook.communicate(timeout=30)
+    assert hook.returncode == 128 + signal.SIGTERM, first + rest
+    expected = ("ks-its-hook: install stopped by SIGTERM (pod deleted) before it finished: a, b; "
+                "the next hook run (helm upgrade) takes them up again")
+    assert rest.splitlines()[-1] == expected
+    assert log.read_text() == expected + "\n"

@@ -107,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = dataclasses.replace(settings, deadline_seconds=float(args.deadline))
     if me:
         termination.write(me, termination.unfinished(mine))
+    termination.end_on_sigterm(args.command, mine, me)
 
     from kubernetes.config import ConfigException  # noqa: PLC0415 - see the imports above
 

@@ -1,13 +1,16 @@
 """The pod's termination message (its status, `kubectl describe pod`, `kubectl get pod -o`): each failed
 ITS's line, or which ITSes it handled. Written first with the ITSes the pod has not finished, before
 anything heavy is imported, so a pod killed on the way (OOMKilled) still says what it left undone.
-Standard library only, for that reason."""
+Standard library only, for that reason. And the pod's end when it is deleted (SIGTERM)."""
 
 from __future__ import annotations
 
 import os
+import signal
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import FrameType
 
 from .spec import ItsSpec
 
@@ -57,3 +60,23 @@ def write(me: PodIdentity, lines: Sequence[str]) -> None:
     if os.path.exists(me.termination_log):
         with open(me.termination_log, "w", encoding="utf-8") as handle:
             handle.write(message(lines))
+
+
+def end_on_sigterm(command: str, itses: Sequence[ItsSpec], me: PodIdentity | None) -> None:
+    """A deleted pod (helm --atomic undoing an install, a deleted Job, a drained node) gets SIGTERM.
+    The hook is its container's PID 1, which the kernel shields from signals it has no handler for:
+    without this it would go on until the kubelet kills it when the grace period (30 s) is over.
+    It ends at once instead, saying what it leaves undone; its clusteradm and helm processes end with
+    it (the container's PID 1 gone, the kernel kills the rest)."""
+    line = (f"ks-its-hook: {command} stopped by SIGTERM (pod deleted) before it finished: "
+            f"{', '.join(its.name for its in itses)}; the next hook run (helm upgrade) takes them up again")
+
+    def end(signum: int, _frame: FrameType | None) -> None:
+        try:
+            print(line, file=sys.stderr, flush=True)
+            if me:
+                write(me, [line])
+        finally:
+            os._exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, end)
