@@ -9,7 +9,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from . import commands, workloads
+from . import commands, kube, workloads
 from .errors import PermanentError, TransientError
 from .readiness import condition_reason, condition_status, crds_pending
 from .spec import OcmSettings
@@ -119,15 +119,13 @@ def probe_webhooks(ctx: Context) -> None:
 def wait_ready(ctx: Context) -> None:
     """Ready means serving: a WEC can register and receive work."""
     custom = client.CustomObjectsApi(ctx.space.api)
-    apps = client.AppsV1Api(ctx.space.api)
     with workloads.deadline_explained(ctx, "the OCM hub", functools.partial(diagnose, ctx)):
         list_cm = functools.partial(custom.list_cluster_custom_object, CM_GROUP, CM_VERSION, CM_PLURAL)
         ctx.wait_until(list_cm, clustermanager_pending, "the ClusterManager to be applied and running",
                        field_selector=f"metadata.name={CM_NAME}")
-        ctx.wait_until(functools.partial(apps.list_namespaced_deployment, HUB_NAMESPACE),
+        ctx.wait_until(kube.lister(ctx.space.api, kube.DEPLOYMENTS, HUB_NAMESPACE),
                        functools.partial(workloads.deployments_pending, HUB_DEPLOYMENTS), "the hub's Deployments")
-    extensions = client.ApiextensionsV1Api(ctx.space.api)
-    ctx.wait_until(extensions.list_custom_resource_definition, functools.partial(crds_pending, HUB_CRDS),
+    ctx.wait_until(kube.lister(ctx.space.api, kube.CRDS), functools.partial(crds_pending, HUB_CRDS),
                    "hub CRDs Established")
     probe_webhooks(ctx)
     ctx.info("OCM hub serving", waited_s=round(ctx.deadline.elapsed(), 2))

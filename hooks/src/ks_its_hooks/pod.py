@@ -13,21 +13,18 @@ from typing import Any, TypeVar
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from . import FIELD_MANAGER
+from . import FIELD_MANAGER, kube
 from .errors import Failure, cause
-from .readiness import plain
 
 T = TypeVar("T")
 
 
 def report_failures(hosting: client.ApiClient, namespace: str, job: str, failures: Sequence[Failure]) -> None:
-    batch, core = client.BatchV1Api(hosting), client.CoreV1Api(hosting)
     # kubectl describe finds a Job's Events by its uid.
-    uid = plain(batch.read_namespaced_job, job, namespace)["metadata"]["uid"]
+    uid = kube.get(hosting, kube.JOBS, job, namespace)["metadata"]["uid"]
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     for failed in failures:
-        # A plain body: the client sends dicts as they are.
-        event: Any = {
+        event: dict[str, Any] = {
             "metadata": {"generateName": f"{job}.", "namespace": namespace},
             "involvedObject": {"apiVersion": "batch/v1", "kind": "Job", "name": job, "namespace": namespace,
                                "uid": uid},
@@ -35,17 +32,15 @@ def report_failures(hosting: client.ApiClient, namespace: str, job: str, failure
             "type": "Warning", "source": {"component": FIELD_MANAGER}, "firstTimestamp": now, "lastTimestamp": now,
             "count": 1, "reportingComponent": FIELD_MANAGER,
             "reportingInstance": os.environ.get("POD_NAME", FIELD_MANAGER)}
-        core.create_namespaced_event(namespace, event)
+        kube.create(hosting, kube.EVENTS, event, namespace)
 
 
 def cleanup(hosting: client.ApiClient, namespace: str, job: str, test_pod: str) -> list[str]:
     """Delete the hook Job (its pods with it) and the helm test pod. Returns what was deleted."""
-    batch, core = client.BatchV1Api(hosting), client.CoreV1Api(hosting)
-    background = client.V1DeleteOptions(propagation_policy="Background")
     deleted = []
-    for kind, delete, name in (("Job", batch.delete_namespaced_job, job), ("Pod", core.delete_namespaced_pod, test_pod)):
+    for kind, resource, name in (("Job", kube.JOBS, job), ("Pod", kube.PODS, test_pod)):
         try:
-            delete(name, namespace, body=background)
+            kube.delete(hosting, resource, name, namespace, propagation_policy="Background")
             deleted.append(f"{kind} {namespace}/{name}")
         except ApiException as err:
             if err.status != 404:

@@ -6,10 +6,9 @@ existing namespace is never modified.
 
 from __future__ import annotations
 
-from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from . import FIELD_MANAGER
+from . import FIELD_MANAGER, kube
 from .errors import PermanentError
 from .manifests import render
 from .step import Context, Step
@@ -18,9 +17,8 @@ NAMESPACE = "customization-properties"
 
 
 def exists(ctx: Context) -> bool:
-    core = client.CoreV1Api(ctx.space.api)
     try:
-        ctx.call(lambda: core.read_namespace(NAMESPACE), "reading the namespace")
+        ctx.call(lambda: kube.get(ctx.space.api, kube.NAMESPACES, NAMESPACE), "reading the namespace")
     except ApiException as err:
         if err.status == 404:
             return False
@@ -32,11 +30,11 @@ def ensure(ctx: Context) -> None:
     if exists(ctx):
         ctx.info("namespace exists", namespace=NAMESPACE)
         return
-    core = client.CoreV1Api(ctx.space.api)
     manifest = render("customization-properties.yaml.j2", name=NAMESPACE, manager=FIELD_MANAGER)
-    body = client.V1Namespace(metadata=client.V1ObjectMeta(**manifest["metadata"]))
+    body = {"apiVersion": "v1", "kind": "Namespace", "metadata": manifest["metadata"]}
     try:
-        ctx.call(lambda: core.create_namespace(body, field_manager=FIELD_MANAGER), "creating the namespace")
+        ctx.call(lambda: kube.create(ctx.space.api, kube.NAMESPACES, body, field_manager=FIELD_MANAGER),
+                 "creating the namespace")
     except ApiException as err:
         if err.status != 409:
             raise

@@ -12,7 +12,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from . import USER_AGENT, kubeflex
+from . import USER_AGENT, kube, kubeflex
 from .errors import PermanentError
 from .kubeflex import CredentialsRef
 from .readiness import condition_reason, condition_status
@@ -70,12 +70,12 @@ def check_bootstrap_secret(ctx: Context) -> None:
     ref = ctx.its.bootstrap_secret
     if ref is None:
         return
-    core = client.CoreV1Api(ctx.hosting)
     adopted_ref = kubeflex.in_cluster_credentials(ctx.its.name, ctx.its.type, {})
 
     def read(name: str, namespace: str) -> Any:
         try:
-            return ctx.call(lambda: core.read_namespaced_secret(name, namespace), f"reading Secret {namespace}/{name}")
+            return ctx.call(lambda: kube.get(ctx.hosting, kube.SECRETS, name, namespace),
+                            f"reading Secret {namespace}/{name}")
         except ApiException as err:
             if err.status == 404:
                 return None
@@ -87,7 +87,7 @@ def check_bootstrap_secret(ctx: Context) -> None:
     if adopted():
         return
     secret = read(ref.name, ref.namespace)
-    if secret is not None and (secret.data or {}).get(ref.key):
+    if secret is not None and (secret.get("data") or {}).get(ref.key):
         return
     if adopted():
         return  # adopted between the two reads
@@ -106,9 +106,7 @@ def wait_controlplane(ctx: Context) -> dict[str, Any]:
 
 
 def read_kubeconfig(ctx: Context, ref: CredentialsRef) -> str:
-    core = client.CoreV1Api(ctx.hosting)
-    list_fn = functools.partial(core.list_namespaced_secret, ref.namespace)
-    objects = ctx.wait_until(list_fn, functools.partial(secret_pending, ref),
+    objects = ctx.wait_until(kube.lister(ctx.hosting, kube.SECRETS, ref.namespace), functools.partial(secret_pending, ref),
                              f"key {ref.key} in Secret {ref.namespace}/{ref.secret}",
                              field_selector=f"metadata.name={ref.secret}")
     return base64.b64decode(objects[ref.secret]["data"][ref.key]).decode()

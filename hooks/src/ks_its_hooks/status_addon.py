@@ -17,9 +17,9 @@ from typing import Any, TypeVar
 
 from kubernetes import client
 
-from . import commands, workloads
+from . import commands, kube, workloads
 from .errors import DeadlineExceeded, PermanentError, TransientError
-from .readiness import crds_pending, plain
+from .readiness import crds_pending
 from .spec import StatusAddonSettings
 from .step import Context, Step
 
@@ -145,8 +145,7 @@ class Helm:
 
 
 def wait_for_crds(ctx: Context) -> None:
-    extensions = client.ApiextensionsV1Api(ctx.space.api)
-    ctx.wait_until(extensions.list_custom_resource_definition, functools.partial(crds_pending, NEEDED_CRDS),
+    ctx.wait_until(kube.lister(ctx.space.api, kube.CRDS), functools.partial(crds_pending, NEEDED_CRDS),
                    "the CRDs the status add-on needs")
 
 
@@ -165,8 +164,7 @@ def pull_credentials(ctx: Context) -> str | None:
     ref = ctx.config.status_addon.pull_secret
     if ref is None:
         return None
-    core = client.CoreV1Api(ctx.hosting)
-    secret = ctx.call(lambda: plain(core.read_namespaced_secret, ref.name, ref.namespace),
+    secret = ctx.call(lambda: kube.get(ctx.hosting, kube.SECRETS, ref.name, ref.namespace),
                       f"reading pull Secret {ref.namespace}/{ref.name}")
     return registry_config(secret, ref.key)
 

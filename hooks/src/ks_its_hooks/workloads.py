@@ -10,7 +10,7 @@ from typing import Any
 
 from kubernetes import client
 
-from . import pod
+from . import kube, pod
 from .errors import DeadlineExceeded
 from .readiness import plain
 from .step import Context
@@ -46,9 +46,8 @@ def pod_trouble(pod: dict[str, Any]) -> str | None:
 
 def why_not_available(api: client.ApiClient, namespace: str, names: tuple[str, ...]) -> str | None:
     """The first of the Deployments that is not available, and why; None when all are."""
-    apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
     deployments = {(d.get("metadata") or {}).get("name"): d for d in
-                   plain(apps.list_namespaced_deployment, namespace).get("items") or []}
+                   plain(kube.lister(api, kube.DEPLOYMENTS, namespace)).get("items") or []}
     for name in names:
         deployment = deployments.get(name)
         if deployment is None:
@@ -57,7 +56,7 @@ def why_not_available(api: client.ApiClient, namespace: str, names: tuple[str, .
             continue
         labels = ((deployment.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
         selector = ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
-        pods = plain(core.list_namespaced_pod, namespace, label_selector=selector).get("items") or []
+        pods = plain(kube.lister(api, kube.PODS, namespace), label_selector=selector).get("items") or []
         trouble = next((t for t in map(pod_trouble, pods) if t), None)
         return f"Deployment {name} not available: {trouble or 'no pod of it is ready'}"
     return None
@@ -78,7 +77,6 @@ def deadline_explained(ctx: Context, what: str, why: Callable[[], str | None]) -
 
 def wait_available(ctx: Context, namespace: str, names: tuple[str, ...], what: str) -> None:
     """Wait (a watch) until the Deployments are available; at the deadline, say why one is not."""
-    apps = client.AppsV1Api(ctx.space.api)
     with deadline_explained(ctx, what, functools.partial(why_not_available, ctx.space.api, namespace, names)):
-        ctx.wait_until(functools.partial(apps.list_namespaced_deployment, namespace),
+        ctx.wait_until(kube.lister(ctx.space.api, kube.DEPLOYMENTS, namespace),
                        functools.partial(deployments_pending, names), what)
