@@ -92,7 +92,7 @@ def test_the_hook_writes_only_to_tmp(sandbox: Sandbox, hook_runner: str) -> None
     sandbox.delete_controlplane(name)
 
 
-# The hook as the image starts it, reporting each of its modules Python had to compile from source.
+# The hook as the image starts it, reporting each module Python had to compile from source.
 BYTECODE_PROBE = """#!/usr/bin/python3
 import importlib._bootstrap_external as bootstrap, runpy, sys
 compiled = []
@@ -104,16 +104,16 @@ bootstrap.SourceLoader.source_to_code = counted
 try:
     runpy.run_path("/opt/ks-its/bin/ks-its-hook", run_name="__main__")
 finally:
-    mine = [path for path in compiled if path.startswith("/opt/ks-its/")]
-    print(f"compiled from source: {len(mine)} {mine[:3]}", file=sys.stderr)
+    print(f"compiled from source: {len(compiled)} {compiled[:3]}", file=sys.stderr)
     typed = sorted(m for m in sys.modules if m.startswith("kubernetes.client.api.") and not m.endswith("custom_objects_api"))
     print(f"typed API classes imported: {typed}", file=sys.stderr)
 """
 
 
 def test_the_hook_runs_on_the_bytecode_its_image_ships(sandbox: Sandbox, hook_runner: str) -> None:
-    """No module of the hook's is compiled when a pod starts: when the image's bytecode did not match
-    its sources, every run compiled them all again (414 then), 0.7 s of CPU."""
+    """No module is compiled when a pod starts: when the image's bytecode did not match its sources,
+    every run compiled the hook's 414 modules again, 0.7 s of CPU; and the runtime's standard library
+    had no bytecode (110 modules a run, 0.3 s)."""
     name = unique("pyc")
     sandbox.create_controlplane(name, "host")
     result = run_hook(sandbox, [{"name": name, "type": "host"}], files={"ks-its-hook": BYTECODE_PROBE})
