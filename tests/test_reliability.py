@@ -141,8 +141,8 @@ def test_space_api_server_killed_while_the_hook_waits(sandbox: Sandbox, hook_run
 
 
 def test_hosting_api_server_failing_for_a_while(sandbox: Sandbox, hook_runner: str) -> None:
-    """The hook pod's API server resets connections for 6 s: a proxy in the sandbox's namespace, in
-    front of the hosting API server, given to the pod as its in-cluster address."""
+    """The hook pod's API server resets connections for 6 s from the first: a proxy in the sandbox's
+    namespace, in front of the hosting API server, given to the pod as its in-cluster address."""
     name = unique("flaky-host")
     its = create_its(sandbox, name, "vcluster")
     hosting_port = sandbox.state["hosting"].rsplit(":", 1)[1]

@@ -2,6 +2,8 @@
 
 While failing, it accepts connections and resets them at once (the client sees connection resets,
 like an API server that is restarting); otherwise it forwards bytes both ways (TLS passes through).
+The failing time starts with the first connection, so a client that is slow to start (a pod on a
+loaded node) meets it all the same.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ class FaultProxy:
     def __init__(self, target_port: int, listen: str = "127.0.0.1", target_host: str = "127.0.0.1") -> None:
         self.target_port = target_port
         self.target_host = target_host
-        self.failing_until = 0.0
+        self.fail_seconds = 0.0
+        self.failing_until: float | None = None  # set by the first connection
         self.resets = 0
         self._stop = threading.Event()
         self._server = socket.create_server((listen, 0))
@@ -32,7 +35,8 @@ class FaultProxy:
         threading.Thread(target=self._serve, daemon=True).start()
 
     def fail_for(self, seconds: float) -> None:
-        self.failing_until = time.monotonic() + seconds
+        """Reset every connection for `seconds` from the first one on."""
+        self.fail_seconds = seconds
 
     def close(self) -> None:
         self._stop.set()
@@ -50,6 +54,8 @@ class FaultProxy:
                 conn, _ = self._server.accept()
             except (TimeoutError, OSError):
                 continue
+            if self.failing_until is None:
+                self.failing_until = time.monotonic() + self.fail_seconds
             if time.monotonic() < self.failing_until:
                 self.resets += 1
                 conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -102,7 +108,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.sandbox.faultproxy")
     parser.add_argument("--listen", required=True, help="address to listen on (a free port is chosen)")
     parser.add_argument("--target", required=True, help="host:port to forward to")
-    parser.add_argument("--fail-for", type=float, default=0, help="seconds to reset connections from the start")
+    parser.add_argument("--fail-for", type=float, default=0, help="seconds to reset connections from the first on")
     args = parser.parse_args()
     host, port = args.target.rsplit(":", 1)
     stopped = threading.Event()
