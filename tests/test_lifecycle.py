@@ -27,13 +27,10 @@ CLUSTER_SCOPED = ("clusterroles.rbac.authorization.k8s.io", "clusterrolebindings
 def left_of(sandbox: Sandbox, release: str, namespace: str) -> list[str]:
     """Everything labelled as the release's, ControlPlanes aside."""
     selector = f"app.kubernetes.io/instance={release}"
-    found = []
-    for kind in NAMESPACED:
-        found += sandbox.kubectl("get", kind, "-n", namespace, "-l", selector, "-o", "name").stdout.split()
-    for kind in CLUSTER_SCOPED:
-        names = sandbox.kubectl("get", kind, "-l", selector, "-o", "name").stdout.split()
-        # One release name in several namespaces: cluster-scoped names carry the namespace.
-        found += [name for name in names if namespace in name]
+    found = sandbox.kubectl("get", ",".join(NAMESPACED), "-n", namespace, "-l", selector, "-o", "name").stdout.split()
+    names = sandbox.kubectl("get", ",".join(CLUSTER_SCOPED), "-l", selector, "-o", "name").stdout.split()
+    # One release name in several namespaces: cluster-scoped names carry the namespace.
+    found += [name for name in names if namespace in name]
     # Pods of the hook Job carry the Job's labels, not the release's.
     found += sandbox.kubectl("get", "pods", "-n", namespace, "-l", f"batch.kubernetes.io/job-name={release}-hook",
                              "-o", "name").stdout.split()
