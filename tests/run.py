@@ -2,7 +2,7 @@
 
 1. every test but the secret scan, on WORKERS pytest-xdist workers at once, the longest test first to
    whichever worker is free (tests/scheduling.py; the tests often wait on the sandbox: with four at
-   once the two cores are busy 83% of the run, and five or six were no faster and missed timeouts);
+   once the two cores are busy 90% of the run, and five or six were no faster and missed timeouts);
 2. the secret scan alone, once every hook of the run has logged what it will log.
 
 The sandbox lives as long as this process (its lifeline), however it ends. pytest arguments
