@@ -96,8 +96,7 @@ def test_a_failed_atomic_install_leaves_no_hook_job_running(sandbox: Sandbox) ->
         # The hook pod, deleted while it waited, ended at once (not at the kubelet's SIGKILL 30 s later)
         # and said what it left undone.
         logs = sandbox.root / "logs" / "pods"
-        assert wait_until("the hook pod's log kept", lambda: list(logs.glob(f"{namespace}_{release}-hook-*.log")))
-        (log,) = logs.glob(f"{namespace}_{release}-hook-*.log")
+        (log,) = wait_until("the hook pod's log kept", lambda: list(logs.glob(f"{namespace}_{release}-hook-*.log")))
         assert log.read_text().splitlines()[-1] == \
             f"ks-its-hook: install stopped by SIGTERM (pod deleted) before it finished: {stuck}; " \
             "the next hook run (helm upgrade) takes them up again"
