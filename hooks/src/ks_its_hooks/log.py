@@ -46,3 +46,11 @@ class EventLog:
 
     def error(self, step: str, msg: str, **fields: object) -> None:
         self._write("error", step, msg, fields)
+
+
+def last_line(line: str) -> None:
+    """Write line to stderr as the process's last: the lock stays taken, so no other thread's event
+    follows it. For a caller about to end the process."""
+    _lock.acquire(timeout=1)  # a writer holds it only for one line
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()

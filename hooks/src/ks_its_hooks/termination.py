@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import FrameType
 
+from .log import last_line
 from .spec import ItsSpec
 
 # Kubernetes keeps at most this many bytes of a termination message.
@@ -73,7 +73,7 @@ def end_on_sigterm(command: str, itses: Sequence[ItsSpec], me: PodIdentity | Non
 
     def end(signum: int, _frame: FrameType | None) -> None:
         try:
-            print(line, file=sys.stderr, flush=True)
+            last_line(line)
             if me:
                 write(me, [line])
         finally:
