@@ -24,6 +24,12 @@ still differ. Pass (dict "name" string "max" int).
 {{- end -}}
 
 {{- define "its.hookName" -}}{{ include "its.fullname" . }}-hook{{- end -}}
+{{- define "its.namespacesName" -}}{{ include "its.fullname" . }}-namespaces{{- end -}}
+{{- define "its.preflightName" -}}{{ include "its.fullname" . }}-preflight{{- end -}}
+{{/* Every Job of the release, as a JSON list: the pre-delete cleanup deletes them. */}}
+{{- define "its.jobNames" -}}
+{{- list (include "its.preflightName" .) (include "its.namespacesName" .) (include "its.hookName" .) | toJson -}}
+{{- end -}}
 {{- define "its.cleanupName" -}}{{ include "its.fullname" . }}-cleanup{{- end -}}
 {{- define "its.testName" -}}{{ include "its.fullname" . }}-test{{- end -}}
 {{- define "its.configName" -}}{{ include "its.fullname" . }}-its-config{{- end -}}
@@ -35,6 +41,11 @@ still differ. Pass (dict "name" string "max" int).
 {{- define "its.selectorLabels" -}}
 app.kubernetes.io/name: {{ .Chart.Name }}
 app.kubernetes.io/instance: {{ .Release.Name | quote }}
+{{- end -}}
+
+{{/* The pods of the release's hook Jobs: preflight, namespaces and hook. */}}
+{{- define "its.hookPodSelector" -}}
+app.kubernetes.io/instance={{ .Release.Name }},app.kubernetes.io/component in (preflight,hook)
 {{- end -}}
 
 {{/* Common labels; pass (dict "root" $ "component" "hook"). */}}
@@ -97,11 +108,27 @@ its.json's `statusAddon`: the add-on chart and how to reach it, and the add-on c
       "caBundle" $addon.chart.caBundle "pullSecret" ($pullSecret | default nil) "values" $values) -}}
 {{- end -}}
 
+{{/*
+Names whose `<name>-system` namespace is known to be taken: KubeFlex would make that namespace the space's
+(v0.9.3 takes an existing namespace as it is) and put the space's objects in it. Kubernetes' own, KubeFlex's,
+the release's (when it is a `-system` namespace) and those of widely installed components. The preflight
+hook refuses any other namespace that exists, before the ControlPlanes are applied.
+*/}}
+{{- define "its.takenNamespaces" -}}
+{{- $taken := list "kube-system" "kubeflex-system" "cert-manager-system" "istio-system" "calico-system" "gatekeeper-system" "capi-system" -}}
+{{- if hasSuffix "-system" .Release.Namespace }}{{ $taken = append $taken .Release.Namespace }}{{ end -}}
+{{- toJson $taken -}}
+{{- end -}}
+
 {{/* Rules across items, which a JSON schema cannot state with a clear message. */}}
 {{- define "its.validate" -}}
 {{- $seen := dict -}}
 {{- $host := -1 -}}
+{{- $taken := include "its.takenNamespaces" . | fromJsonArray -}}
 {{- range $i, $its := .Values.ITSes -}}
+{{- if has (printf "%s-system" $its.name) $taken -}}
+{{- fail (printf "ITSes[%d].name: %q would make %s-system the space's namespace, and that namespace is not KubeFlex's to take (KubeFlex would put the space in it); give the ITS another name" $i $its.name $its.name) -}}
+{{- end -}}
 {{- if hasKey $seen $its.name -}}
 {{- fail (printf "ITSes[%d].name: %q is already the name of ITSes[%d]; ITS names must be unique" $i $its.name (get $seen $its.name)) -}}
 {{- end -}}
@@ -119,9 +146,46 @@ its.json's `statusAddon`: the add-on chart and how to reach it, and the add-on c
 {{- end -}}
 {{- end -}}
 
+{{/*
+The least Helm --timeout that lets the hook report a failure before Helm gives up: the run's deadline,
+plus 2 minutes for what is outside it (the preflight Job, and the hook pods' start and end).
+*/}}
+{{- define "its.helmTimeoutSeconds" -}}
+{{- add (int .Values.its.readinessTimeoutSeconds) 120 -}}
+{{- end -}}
+
 {{/* How many pods the hook Job runs: one per ITS, at most hook.maxParallelPods. */}}
 {{- define "its.shards" -}}
 {{- min (len .Values.ITSes) .Values.hook.maxParallelPods -}}
+{{- end -}}
+
+{{/*
+What the hook's Jobs (preflight, namespaces, hook) share besides their pods. One timing model: the hook's
+verdict is final (its exit codes 1, 2 and 3: an ITS failed at its deadline, the configuration is
+unusable, or a failure is permanent), since a hook run already retries within the deadline, and the
+deadline is the whole budget of the run; a pod that was deleted (the hook ends at once on SIGTERM:
+143) or evicted is replaced without counting as a failure; only a pod that died otherwise (OOMKilled,
+its node lost) counts against backoffLimit. Pass (dict "root" $ "container" name).
+*/}}
+{{- define "its.jobPolicy" -}}
+backoffLimit: {{ .root.Values.hook.backoffLimit }}
+podFailurePolicy:
+  rules:
+    - action: Ignore
+      onExitCodes:
+        containerName: {{ .container }}
+        operator: In
+        values: [143]
+    - action: Ignore
+      onPodConditions:
+        - type: DisruptionTarget
+    - action: FailJob
+      onExitCodes:
+        containerName: {{ .container }}
+        operator: In
+        values: [1, 2, 3]
+activeDeadlineSeconds: {{ .root.Values.hook.activeDeadlineSeconds | default (add (int .root.Values.its.readinessTimeoutSeconds) 60) }}
+ttlSecondsAfterFinished: {{ .root.Values.hook.ttlSecondsAfterFinished }}
 {{- end -}}
 
 {{/* Annotations that keep a space: Helm's keep policy, and Argo CD's no-prune and no-delete. */}}
@@ -220,8 +284,29 @@ affinity:
 {{- end }}
 {{- end -}}
 
-{{/* Rules to reach the spaces of the listed ITSes; pass (dict "itses" list "verbs" list). */}}
-{{- define "its.spaceAccessRules" -}}
+{{/* The namespace KubeFlex makes for a ControlPlane's space; pass the ITS name. */}}
+{{- define "its.spaceNamespace" -}}{{ . }}-system{{- end -}}
+
+{{/*
+Where KubeFlex v0.9.3 writes each type's kubeconfig for use inside the hosting cluster, in the space's
+namespace: the Secret and its key. The one place of these facts in the chart.
+*/}}
+{{- define "its.typeCredentials" -}}
+{{- toJson (dict
+      "vcluster" (dict "secret" "vc-vcluster" "key" "config-incluster")
+      "host" (dict "secret" "admin-kubeconfig" "key" "kubeconfig-incluster")
+      "external" (dict "secret" "admin-kubeconfig" "key" "kubeconfig-incluster")) -}}
+{{- end -}}
+
+{{/* The names of those Secrets, as a JSON list. */}}
+{{- define "its.credentialSecrets" -}}
+{{- $names := list -}}
+{{- range $type, $credentials := include "its.typeCredentials" . | fromJson }}{{ $names = append $names $credentials.secret }}{{ end -}}
+{{- $names | uniq | sortAlpha | toJson -}}
+{{- end -}}
+
+{{/* The rule on the ControlPlanes of the listed ITSes, by name; pass (dict "itses" list "verbs" list). */}}
+{{- define "its.controlPlaneRules" -}}
 - apiGroups: ["tenancy.kflex.kubestellar.org"]
   resources: ["controlplanes"]
   resourceNames:
@@ -229,10 +314,35 @@ affinity:
     - {{ .name | quote }}
     {{- end }}
   verbs: {{ toJson .verbs }}
-- apiGroups: [""]
-  resources: ["secrets"]
-  resourceNames: ["vc-vcluster", "admin-kubeconfig"]
-  verbs: ["get", "list", "watch"]
+{{- end -}}
+
+{{/*
+A RoleBinding in each listed ITS's space namespace, named after ServiceAccount `serviceAccount` of the
+release namespace, to the space-credentials ClusterRole. Pass (dict "root" $ "itses" list
+"serviceAccount" name "component" string "annotations" string).
+*/}}
+{{- define "its.credentialsBindings" -}}
+{{- $root := .root -}}
+{{- range .itses }}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: {{ $.serviceAccount }}
+  namespace: {{ include "its.spaceNamespace" .name | quote }}
+  labels:
+    {{- include "its.labels" (dict "root" $root "component" $.component) | nindent 4 }}
+  annotations:
+    {{- $.annotations | nindent 4 }}
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: {{ include "its.clusterName" $root }}-space-credentials
+subjects:
+  - kind: ServiceAccount
+    name: {{ $.serviceAccount }}
+    namespace: {{ $root.Release.Namespace | quote }}
+{{- end }}
 {{- end -}}
 
 {{/*
@@ -279,7 +389,7 @@ subjects:
 
 {{/*
 A Role and RoleBinding per namespace that holds bootstrap Secrets of external ITSes, allowing
-`get` on those Secrets only. Pass (dict "root" $ "itses" list "serviceAccount" name).
+`get` on those Secrets only. Pass (dict "root" $ "itses" list "serviceAccount" name "annotations" string).
 */}}
 {{- define "its.bootstrapReaders" -}}
 {{- $byNamespace := dict -}}
@@ -297,6 +407,8 @@ metadata:
   namespace: {{ $namespace | quote }}
   labels:
     {{- include "its.labels" (dict "root" $.root "component" "hook") | nindent 4 }}
+  annotations:
+    {{- $.annotations | nindent 4 }}
 rules:
   - apiGroups: [""]
     resources: ["secrets"]
@@ -310,6 +422,8 @@ metadata:
   namespace: {{ $namespace | quote }}
   labels:
     {{- include "its.labels" (dict "root" $.root "component" "hook") | nindent 4 }}
+  annotations:
+    {{- $.annotations | nindent 4 }}
 roleRef:
   apiGroup: rbac.authorization.k8s.io
   kind: Role
@@ -319,6 +433,32 @@ subjects:
     name: {{ $.serviceAccount }}
     namespace: {{ $.root.Release.Namespace | quote }}
 {{- end }}
+{{- end -}}
+
+{{/*
+Annotations of what exists only while the install hooks run (post-install, post-upgrade, post-rollback;
+Argo CD's PostSync): the hook's ServiceAccount and every right it has, the credentials of the spaces
+above all. Gone when the hooks are over, whatever their outcome: Helm deletes them by hook-succeeded
+once every hook succeeded or when a later one failed, Argo CD (which reads these policies too) at the
+end of the sync. Pass (dict "weight" string).
+*/}}
+{{- define "its.installHookAnnotations" -}}
+helm.sh/hook: post-install,post-upgrade,post-rollback
+helm.sh/hook-weight: {{ .weight | quote }}
+helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded,hook-failed
+argocd.argoproj.io/hook: PostSync
+{{- end -}}
+
+{{/*
+Annotations of the preflight resources (pre-install, pre-upgrade, pre-rollback; Argo CD's PreSync),
+which run before anything of the release is applied. A failed preflight Job stays for its logs until
+the next run. Pass (dict "weight" string "keepFailed" bool).
+*/}}
+{{- define "its.preflightHookAnnotations" -}}
+helm.sh/hook: pre-install,pre-upgrade,pre-rollback
+helm.sh/hook-weight: {{ .weight | quote }}
+helm.sh/hook-delete-policy: {{ ternary "before-hook-creation,hook-succeeded" "before-hook-creation,hook-succeeded,hook-failed" (.keepFailed | default false) }}
+argocd.argoproj.io/hook: PreSync
 {{- end -}}
 
 {{/*
@@ -335,10 +475,11 @@ argocd.argoproj.io/hook: Skip
 {{/*
 Annotations of the `helm test` resources. Argo CD does not run Helm test hooks; Skip makes
 sure it never applies them as ordinary resources either.
-The test's ServiceAccount and RBAC (weight -10) may read every space's credentials: they are deleted
+The test's ServiceAccount and its RoleBindings to the spaces' credentials (weight -10) are deleted
 as soon as the test is over, passed or failed (Helm deletes the earlier hooks by their
-hook-succeeded policy when a later one fails). The pod (weight 0) stays for `helm test --logs`; the
-pre-delete cleanup hook deletes it with the release.
+hook-succeeded policy when a later one fails). All are named after the pod, as Helm 3's
+`helm test --logs` reads a pod's logs by the name of each test hook. The pod (weight 0) stays for
+`helm test --logs`; the pre-delete cleanup hook deletes it with the release.
 */}}
 {{- define "its.testHookAnnotations" -}}
 helm.sh/hook: test

@@ -58,7 +58,7 @@ def test_each_pod_runs_its_shard_with_the_overridden_deadline_and_prints_one_lin
     config = write_config(tmp_path, ["a", "b", "c", "d"])
     runs: list[tuple[str, str, float]] = []
 
-    def fake_run(mode: str, hosting: Any, its: Any, settings: Any, log: Any) -> Failure | None:
+    def fake_run(mode: str, hosting: Any, its: Any, settings: Any, log: Any, started: Any) -> Failure | None:
         runs.append((mode, its.name, settings.deadline_seconds))
         return Failure(its.name, "ocm-hub", "broken", permanent=True) if its.name == "c" else None
 
@@ -80,7 +80,7 @@ def test_in_a_pod_the_outcome_becomes_the_termination_message(
         monkeypatch.setenv(key, value)
     seen_while_running: list[str] = []
 
-    def fake_run(mode: str, hosting: Any, its: Any, settings: Any, log_: Any) -> Failure | None:
+    def fake_run(mode: str, hosting: Any, its: Any, settings: Any, log_: Any, started: Any) -> Failure | None:
         seen_while_running.append(log.read_text())
         return Failure(its.name, "space", "gone", permanent=False) if its.name == "b" else None
 
@@ -100,7 +100,7 @@ def test_in_a_pod_the_outcome_becomes_the_termination_message(
 
 def test_cleanup_needs_its_targets(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("POD_NAMESPACE", raising=False)
-    assert cli.main(["cleanup", "--job", "j", "--test-pod", "p"]) == 2
+    assert cli.main(["cleanup", "--job", "j", "--job", "k", "--test-pod", "p"]) == 2
     assert "cleanup needs --job, --test-pod and $POD_NAMESPACE" in capsys.readouterr().err
 
 

@@ -68,3 +68,11 @@ def test_retries_stop_at_the_deadline() -> None:
     # The first backoff is at most 0.6 s, so it retried; doubling waits allow only a few tries in 2 s,
     # and without the deadline it would have gone on through all 1000 failures.
     assert 2 <= len(calls) < 50
+
+
+def test_a_deadline_that_began_earlier_has_only_the_rest_left() -> None:
+    now = [100.0]
+    deadline = Deadline(10, clock=lambda: now[0], started=96.0)
+    assert deadline.remaining() == 6.0 and deadline.elapsed() == 4.0
+    now[0] = 106.0
+    assert deadline.expired()

@@ -42,3 +42,25 @@ def test_an_applied_hub_is_not_ready_while_it_progresses_or_is_degraded() -> Non
         "ClusterManager Progressing=True (ProgressingReason)")
     assert ocm_hub.clustermanager_pending(clustermanager(**{**serving, "HubRegistrationDegraded": "True"})) == (
         "ClusterManager HubRegistrationDegraded=True (HubRegistrationDegradedReason)")
+
+
+def test_the_hub_records_its_owner_and_refuses_a_second_live_its() -> None:
+    me = ocm_hub.HubOwner("its2", "uid-2", "hosting-a")
+    recorded = ocm_hub.HubOwner("its1", "uid-1", "hosting-a")
+    cm = {"metadata": {"annotations": recorded.annotations()}}
+    assert ocm_hub.recorded_owner(cm) == recorded
+    assert ocm_hub.recorded_owner({"metadata": {}}) is None
+    # Nobody's, or this ITS's: take it (again).
+    assert ocm_hub.owner_conflict(None, me, recorded_alive=False) is None
+    assert ocm_hub.owner_conflict(me, me, recorded_alive=True) is None
+    # Another ITS of this hosting cluster whose ControlPlane is gone (removed, then re-added under a new uid).
+    assert ocm_hub.owner_conflict(recorded, me, recorded_alive=False) is None
+    assert ocm_hub.owner_conflict(recorded, me, recorded_alive=True) == (
+        "the space is already the hub of ITS its1 (ControlPlane its1): two ITSes on one hub would share one "
+        "inventory; give ITS its2 a space of its own")
+    elsewhere = ocm_hub.HubOwner("its1", "uid-1", "hosting-b")
+    conflict = ocm_hub.owner_conflict(elsewhere, me, recorded_alive=False)
+    assert conflict is not None
+    assert conflict.startswith("the space is already the hub of ITS its1 of another hosting cluster (kube-system uid "
+                               "hosting-b)")
+    assert "remove the annotations its.kubestellar.io/its" in conflict

@@ -67,3 +67,13 @@ def test_an_interrupt_is_not_a_step_failure(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(pipeline, "STEPS", recording_steps([], fail_at="a", error=KeyboardInterrupt()))  # type: ignore[arg-type]
     with pytest.raises(KeyboardInterrupt):
         pipeline.run("install", None, ITS, CONFIG, EventLog("its1", io.StringIO()))  # type: ignore[arg-type]
+
+
+def test_the_namespaces_run_ensures_only_the_namespace_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    monkeypatch.setattr(pipeline, "NAMESPACE_STEPS", recording_steps(calls)[:1])
+    monkeypatch.setattr(pipeline, "STEPS", recording_steps(calls)[1:])
+    out = io.StringIO()
+    assert pipeline.run("namespaces", None, ITS, CONFIG, EventLog("its1", out)) is None  # type: ignore[arg-type]
+    assert calls == ["ensure a"]
+    assert 'msg="namespace ready for the hook"' in out.getvalue().splitlines()[-1]

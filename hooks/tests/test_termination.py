@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from ks_its_hooks import termination
-from ks_its_hooks.spec import ItsSpec
 
 ENV = {"POD_NAMESPACE": "kubeflex-system", "POD_NAME": "ks-its-hook-0-abcde", "ITS_HOOK_JOB": "ks-its-hook"}
 
@@ -33,7 +32,7 @@ def test_the_termination_message_keeps_whole_lines_within_what_kubernetes_keeps(
 
 
 def test_a_pod_that_dies_early_still_names_what_it_left_undone() -> None:
-    lines = termination.unfinished((ItsSpec("its1", "vcluster", True, None, False), ItsSpec("its2", "host", True, None, False)))
+    lines = termination.unfinished(("its1", "its2"))
     assert lines[0].startswith("not finished: its1, its2. ")
     assert "raise hook.resources.limits.memory" in lines[0]
 

@@ -28,3 +28,21 @@ def test_a_pod_says_why_it_does_not_run_and_which_image() -> None:
     unscheduled = {"spec": {"containers": []}, "status": {"phase": "Pending", "conditions": [
         {"type": "PodScheduled", "status": "False", "message": "0/1 nodes are available"}]}}
     assert workloads.pod_trouble(unscheduled) == "not scheduled: 0/1 nodes are available"
+
+
+def test_an_image_the_registry_does_not_have_is_told_from_one_that_cannot_be_reached() -> None:
+    def pod(reason: str, message: str) -> dict[str, object]:
+        return {"spec": {"containers": [{"name": "c", "image": "mirror/registration:v9"}]},
+                "status": {"containerStatuses": [{"name": "c", "state": {"waiting": {"reason": reason, "message": message}}}]}}
+    # The kubelet's back-off message carries the runtime's error (containerd, registry without the image).
+    missing = pod("ImagePullBackOff", 'Back-off pulling image "mirror/registration:v9": ErrImagePull: rpc error: '
+                                      'code = NotFound desc = failed to pull and unpack image "mirror/registration:v9": '
+                                      'failed to resolve reference "mirror/registration:v9": mirror/registration:v9: not found')
+    assert workloads.missing_image(missing) == "mirror/registration:v9"
+    assert workloads.missing_image(pod("ErrImagePull", "rpc error: code = NotFound desc = ... not found")) == \
+        "mirror/registration:v9"
+    unreachable = pod("ImagePullBackOff", 'Back-off pulling image "mirror/registration:v9": ErrImagePull: rpc error: '
+                                          "code = Unknown desc = failed to do request: dial tcp 10.0.0.1:443: "
+                                          "connect: connection refused")
+    assert workloads.missing_image(unreachable) is None
+    assert workloads.missing_image(pod("CrashLoopBackOff", "code = NotFound")) is None

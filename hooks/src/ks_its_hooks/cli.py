@@ -1,4 +1,7 @@
-"""ks-its-hook: bring the ITSes of this Job index to ready (`install`) or check them (`check`)."""
+"""ks-its-hook: the hook run of the chart. `preflight` (before the release is applied) refuses ITSes whose
+namespace is taken; `namespaces` (the run's first Job) waits until KubeFlex made each ITS's namespace;
+`install` brings the ITSes of this Job index to ready; `check` (helm test) checks them; `cleanup`
+(pre-delete) deletes the release's Jobs and test pod."""
 
 from __future__ import annotations
 
@@ -6,7 +9,10 @@ import argparse
 import dataclasses
 import os
 import sys
+import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from . import termination
@@ -21,8 +27,9 @@ if TYPE_CHECKING:
 
 # Exit codes. The hook Job's podFailurePolicy ends the Job at once on the permanent ones, instead
 # of retrying the pod for nothing.
+# Every one is the hook's verdict, which the Jobs do not retry: the hook retries within the run's deadline.
 EXIT_OK = 0
-EXIT_RETRY = 1  # at least one ITS failed in a way another run may get past (deadline, transient)
+EXIT_RETRY = 1  # at least one ITS failed in a way a later run may get past (its deadline, a transient cause)
 EXIT_USAGE = 2  # the configuration or the hosting cluster's credentials are unusable
 EXIT_PERMANENT = 3  # every failed ITS failed permanently: another run would fail the same way
 
@@ -48,19 +55,20 @@ def hosting_client(connections: int) -> client.ApiClient:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="ks-its-hook", description=__doc__)
-    parser.add_argument("command", choices=("install", "check", "cleanup"))
+    parser.add_argument("command", choices=("preflight", "namespaces", "install", "check", "cleanup"))
+    parser.add_argument("names", nargs="*", help="preflight: the names of the listed ITSes")
     parser.add_argument("--config", default="/etc/ks-its/its.json", help="its.json rendered by the chart")
     parser.add_argument("--index", type=int, default=int(os.environ.get("JOB_COMPLETION_INDEX", "0")),
                         help="this pod's index (default: $JOB_COMPLETION_INDEX)")
     parser.add_argument("--shards", type=int, default=int(os.environ.get("ITS_SHARDS", "1")),
                         help="number of Job indexes sharing the ITS list (default: $ITS_SHARDS)")
     parser.add_argument("--deadline", type=int, help="seconds; overrides deadlineSeconds from the config")
-    parser.add_argument("--job", help="cleanup: the hook Job to delete")
+    parser.add_argument("--job", action="append", default=[], help="cleanup: a Job to delete (repeatable)")
     parser.add_argument("--test-pod", help="cleanup: the helm test pod to delete")
     return parser.parse_args(argv)
 
 
-def exit_code(failures: list[Failure]) -> int:
+def exit_code(failures: Sequence[Failure]) -> int:
     if not failures:
         return EXIT_OK
     return EXIT_PERMANENT if all(f.permanent for f in failures) else EXIT_RETRY
@@ -85,6 +93,34 @@ def run_cleanup(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def run_started(hosting: client.ApiClient, namespace: str, job: str) -> float | None:
+    """When the run began, as a time.monotonic() reading: the start of its first Job, so that the
+    deadline is the whole run's (a replaced pod, and the Jobs after the first, get what is left)."""
+    from . import kube, pod  # noqa: PLC0415 - see the imports above
+
+    status = pod.best_effort(f"read when Job {job} started", kube.get, hosting, kube.JOBS, job, namespace)
+    started = ((status or {}).get("status") or {}).get("startTime")
+    if not started:
+        return None
+    ago = time.time() - datetime.strptime(started, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+    return time.monotonic() - max(0.0, ago)
+
+
+def finish(me: termination.PodIdentity | None, hosting: client.ApiClient, failures: Sequence[Failure],
+           done: str) -> int:
+    """Each failure's line on stderr, as the termination message and as an Event on the pod's Job."""
+    from . import pod  # noqa: PLC0415 - see the imports above
+
+    for failed in failures:
+        print(failed.line, file=sys.stderr)
+    if me:
+        termination.write(me, [failed.line for failed in failures] or [done])
+        if failures and me.job:
+            pod.best_effort(f"report the failures on Job {me.job}", pod.report_failures, hosting, me.namespace, me.job,
+                            failures)
+    return exit_code(failures)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.command == "cleanup":
@@ -97,39 +133,45 @@ def main(argv: list[str] | None = None) -> int:
             termination.write(me, [line])
         return EXIT_USAGE
 
-    try:
-        with open(args.config, encoding="utf-8") as handle:
-            settings = parse_config(handle.read())
-        mine = shard(settings.itses, args.index, args.shards)
-    except (OSError, ConfigError) as err:
-        return usage_error(f"ks-its-hook: invalid configuration {args.config}: {err}")
-    if args.deadline:
-        settings = dataclasses.replace(settings, deadline_seconds=float(args.deadline))
+    if args.command == "preflight":
+        names: tuple[str, ...] = tuple(args.names)
+        if not names:
+            return usage_error("ks-its-hook: preflight needs the names of the ITSes")
+    else:
+        try:
+            with open(args.config, encoding="utf-8") as handle:
+                settings = parse_config(handle.read())
+            mine = shard(settings.itses, args.index, args.shards)
+        except (OSError, ConfigError) as err:
+            return usage_error(f"ks-its-hook: invalid configuration {args.config}: {err}")
+        if args.deadline:
+            settings = dataclasses.replace(settings, deadline_seconds=float(args.deadline))
+        names = tuple(its.name for its in mine)
     if me:
-        termination.write(me, termination.unfinished(mine))
-    termination.end_on_sigterm(args.command, mine, me)
+        termination.write(me, termination.unfinished(names))
+    termination.end_on_sigterm(args.command, names, me)
 
     from kubernetes.config import ConfigException  # noqa: PLC0415 - see the imports above
 
-    from . import pipeline, pod  # noqa: PLC0415
+    from . import pipeline, preflight  # noqa: PLC0415
     from .log import EventLog  # noqa: PLC0415
 
     try:
-        hosting = hosting_client(connections=len(mine))
+        hosting = hosting_client(connections=len(names))
     except ConfigException as err:
         return usage_error(f"ks-its-hook: no credentials for the hosting cluster: {err}")
+    if args.command == "preflight":
+        checked = [preflight.check(hosting, name, EventLog(name)) for name in names]
+        return finish(me, hosting, [failed for failed in checked if failed], f"preflight passed: {', '.join(names)}")
+    run_job = os.environ.get("ITS_RUN_JOB")
+    started = run_started(hosting, me.namespace, run_job) if me and run_job else None
+    mode: pipeline.Mode = args.command
     # Every ITS of this shard at once: their waits overlap instead of adding up.
     with ThreadPoolExecutor(max_workers=max(1, len(mine))) as pool:
-        outcomes = pool.map(lambda its: pipeline.run(args.command, hosting, its, settings, EventLog(its.name)), mine)
+        outcomes = pool.map(lambda its: pipeline.run(mode, hosting, its, settings, EventLog(its.name), started), mine)
         failures = [failed for failed in outcomes if failed is not None]
-    for failed in failures:
-        print(failed.line, file=sys.stderr)
-    if me:
-        termination.write(me, [failed.line for failed in failures] or [f"ready: {', '.join(i.name for i in mine)}"])
-        if failures and me.job:
-            pod.best_effort(f"report the failures on Job {me.job}", pod.report_failures, hosting, me.namespace, me.job,
-                            failures)
-    return exit_code(failures)
+    done = "namespaces ready" if mode == "namespaces" else "ready"
+    return finish(me, hosting, failures, f"{done}: {', '.join(names)}")
 
 
 if __name__ == "__main__":

@@ -19,10 +19,13 @@ BACKOFF = tenacity.wait_exponential_jitter(multiplier=0.1, max=5.0, jitter=0.5)
 
 
 class Deadline:
-    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+    """`seconds` from `started` (a reading of `clock`; now by default): a run may have begun before
+    this process, in an earlier Job of the same run."""
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic, started: float | None = None) -> None:
         self._clock = clock
         self.seconds = seconds
-        self.started = clock()
+        self.started = clock() if started is None else started
         self.at = self.started + seconds
 
     def remaining(self) -> float:

@@ -1,16 +1,19 @@
-"""Step `ocm-hub`: the OCM Cluster Manager. Run `clusteradm init` unless the hub exists, then wait
-until it is usable."""
+"""Step `ocm-hub`: the OCM Cluster Manager. Run `clusteradm init` unless the hub exists, record on it
+which ITS it is the hub of (refusing a hub that already is another live ITS's: two ITSes on one hub
+would share one inventory), then wait until it is usable."""
 
 from __future__ import annotations
 
 import functools
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, cast
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from . import commands, kube, workloads
+from . import FIELD_MANAGER, commands, kube, workloads
 from .errors import PermanentError, TransientError
+from .kubeflex import CP_GROUP, CP_PLURAL, CP_VERSION
 from .readiness import condition_reason, condition_status, crds_pending
 from .spec import OcmSettings
 from .step import Context, Step
@@ -41,6 +44,47 @@ HUB_DEPLOYMENTS = (
     "cluster-manager-addon-manager-controller",
 )
 CLUSTERADM_ATTEMPTS = 3
+# What the hub records of the ITS it serves: its name, its ControlPlane's uid, and the hosting cluster
+# of that ControlPlane (the uid of its kube-system namespace), on the ClusterManager.
+OWNER_ITS = "its.kubestellar.io/its"
+OWNER_CONTROLPLANE_UID = "its.kubestellar.io/controlplane-uid"
+OWNER_HOSTING_CLUSTER = "its.kubestellar.io/hosting-cluster"
+
+
+@dataclass(frozen=True)
+class HubOwner:
+    its: str
+    controlplane_uid: str
+    hosting_cluster: str
+
+    def annotations(self) -> dict[str, str]:
+        return {OWNER_ITS: self.its, OWNER_CONTROLPLANE_UID: self.controlplane_uid,
+                OWNER_HOSTING_CLUSTER: self.hosting_cluster}
+
+
+def recorded_owner(clustermanager: dict[str, Any]) -> HubOwner | None:
+    annotations = (clustermanager.get("metadata") or {}).get("annotations") or {}
+    if OWNER_CONTROLPLANE_UID not in annotations:
+        return None
+    return HubOwner(its=annotations.get(OWNER_ITS, ""), controlplane_uid=annotations[OWNER_CONTROLPLANE_UID],
+                    hosting_cluster=annotations.get(OWNER_HOSTING_CLUSTER, ""))
+
+
+def owner_conflict(recorded: HubOwner | None, me: HubOwner, recorded_alive: bool) -> str | None:
+    """Why this ITS must not take the hub, or None. recorded_alive: the recorded ControlPlane still
+    exists in this hosting cluster (only known when it is this one)."""
+    if recorded is None or recorded.controlplane_uid == me.controlplane_uid:
+        return None
+    shared = f"two ITSes on one hub would share one inventory; give ITS {me.its} a space of its own"
+    if recorded.hosting_cluster != me.hosting_cluster:
+        return (f"the space is already the hub of ITS {recorded.its} of another hosting cluster (kube-system uid "
+                f"{recorded.hosting_cluster}): {shared}, or, if that ITS is gone, remove the annotations "
+                f"{OWNER_ITS}, {OWNER_CONTROLPLANE_UID} and {OWNER_HOSTING_CLUSTER} of ClusterManager {CM_NAME}")
+    if recorded_alive:
+        return f"the space is already the hub of ITS {recorded.its} (ControlPlane {recorded.its}): {shared}"
+    return None  # its ControlPlane is gone: the hub is free
+
+
 def init_command(ocm: OcmSettings, kubeconfig_path: str) -> list[str]:
     command = ["clusteradm", "init", "--kubeconfig", kubeconfig_path, "--bundle-version", ocm.bundle_version]
     if ocm.image_registry:
@@ -90,11 +134,15 @@ def run_init(ctx: Context) -> None:
     ctx.call(attempt, "clusteradm init", attempts=CLUSTERADM_ATTEMPTS)
 
 
+# What a user changes when the registry has none of OCM's images at the bundle's tag.
+IMAGES_FIX = "ocm.imageRegistry must name a registry that holds OCM's images at the tag of ocm.bundleVersion"
+
+
 def diagnose(ctx: Context) -> str | None:
     """The first of the hub's Deployments that is not available, and why: what a user acts on rather
     than a condition."""
-    return (workloads.why_not_available(ctx.space.api, OPERATOR_NAMESPACE, (OPERATOR_DEPLOYMENT,))
-            or workloads.why_not_available(ctx.space.api, HUB_NAMESPACE, HUB_DEPLOYMENTS))
+    return (workloads.why_not_available(ctx.space.api, OPERATOR_NAMESPACE, (OPERATOR_DEPLOYMENT,), IMAGES_FIX)
+            or workloads.why_not_available(ctx.space.api, HUB_NAMESPACE, HUB_DEPLOYMENTS, IMAGES_FIX))
 
 
 def probe_webhooks(ctx: Context) -> None:
@@ -119,16 +167,76 @@ def probe_webhooks(ctx: Context) -> None:
 def wait_ready(ctx: Context) -> None:
     """Ready means serving: a WEC can register and receive work."""
     custom = client.CustomObjectsApi(ctx.space.api)
-    with workloads.deadline_explained(ctx, "the OCM hub", functools.partial(diagnose, ctx)):
+    explain = workloads.explainer("the OCM hub", functools.partial(diagnose, ctx))
+    with workloads.deadline_explained(ctx, "the OCM hub", explain):
         list_cm = functools.partial(custom.list_cluster_custom_object, CM_GROUP, CM_VERSION, CM_PLURAL)
         ctx.wait_until(list_cm, clustermanager_pending, "the ClusterManager to be applied and running",
-                       field_selector=f"metadata.name={CM_NAME}")
+                       field_selector=f"metadata.name={CM_NAME}", explain=explain)
         ctx.wait_until(kube.lister(ctx.space.api, kube.DEPLOYMENTS, HUB_NAMESPACE),
-                       functools.partial(workloads.deployments_pending, HUB_DEPLOYMENTS), "the hub's Deployments")
+                       functools.partial(workloads.deployments_pending, HUB_DEPLOYMENTS), "the hub's Deployments",
+                       explain=explain)
     ctx.wait_until(kube.lister(ctx.space.api, kube.CRDS), functools.partial(crds_pending, HUB_CRDS),
                    "hub CRDs Established")
     probe_webhooks(ctx)
     ctx.info("OCM hub serving", waited_s=round(ctx.deadline.elapsed(), 2))
+
+
+def read_clustermanager(ctx: Context) -> dict[str, Any]:
+    custom = client.CustomObjectsApi(ctx.space.api)
+    return cast(dict[str, Any], ctx.call(lambda: custom.get_cluster_custom_object(CM_GROUP, CM_VERSION, CM_PLURAL,
+                                                                                    CM_NAME), "reading the ClusterManager"))
+
+
+def controlplane_alive(ctx: Context, owner: HubOwner) -> bool:
+    custom = client.CustomObjectsApi(ctx.hosting)
+    try:
+        cp = cast(dict[str, Any], ctx.call(lambda: custom.get_cluster_custom_object(
+            CP_GROUP, CP_VERSION, CP_PLURAL, owner.its), f"reading ControlPlane {owner.its}"))
+    except ApiException as err:
+        if err.status == 404:
+            return False
+        raise
+    metadata = cp.get("metadata") or {}
+    return bool(metadata.get("uid") == owner.controlplane_uid and not metadata.get("deletionTimestamp"))
+
+
+def hosting_cluster(ctx: Context) -> str:
+    """The hosting cluster's identity: the uid of its kube-system namespace, which lives as long as it does."""
+    namespace = ctx.call(lambda: kube.get(ctx.hosting, kube.NAMESPACES, "kube-system"),
+                         "reading namespace kube-system of the hosting cluster")
+    return str(namespace["metadata"]["uid"])
+
+
+def claim(ctx: Context) -> None:
+    """Record this ITS as the hub's owner, unless it is already; fail if another live ITS is. The
+    write is conditional on the ClusterManager's resourceVersion: of two hooks claiming at once, one
+    wins and the other decides again."""
+    me = HubOwner(its=ctx.its.name, controlplane_uid=ctx.space.controlplane_uid, hosting_cluster=hosting_cluster(ctx))
+    custom = client.CustomObjectsApi(ctx.space.api)
+
+    def attempt() -> None:
+        cm = read_clustermanager(ctx)
+        recorded = recorded_owner(cm)
+        if recorded == me:
+            return
+        alive = recorded is not None and recorded.hosting_cluster == me.hosting_cluster and controlplane_alive(ctx, recorded)
+        conflict = owner_conflict(recorded, me, alive)
+        if conflict is not None:
+            raise PermanentError(conflict)
+        patch = {"metadata": {"resourceVersion": cm["metadata"]["resourceVersion"], "annotations": me.annotations()}}
+        custom.patch_cluster_custom_object(CM_GROUP, CM_VERSION, CM_PLURAL, CM_NAME, patch,
+                                           field_manager=FIELD_MANAGER, _content_type="application/merge-patch+json")
+        ctx.info("recorded this ITS as the hub's owner", replaced=recorded.its if recorded else "nobody")
+
+    # A 409 Conflict (another writer between the read and the write) is transient: decide again.
+    ctx.call(attempt, "recording the hub's owner")
+
+
+def verify_owner(ctx: Context) -> None:
+    recorded = recorded_owner(read_clustermanager(ctx))
+    if recorded is None or recorded.controlplane_uid != ctx.space.controlplane_uid:
+        owner = f"ITS {recorded.its}" if recorded else "no ITS"
+        raise PermanentError(f"the hub records {owner} as its owner, not ITS {ctx.its.name}")
 
 
 def no_hub(ctx: Context) -> PermanentError:
@@ -145,21 +253,24 @@ def ensure(ctx: Context) -> None:
         run_init(ctx)
     else:
         raise no_hub(ctx)
+    claim(ctx)
     wait_ready(ctx)
 
 
 def verify(ctx: Context) -> None:
     if not hub_exists(ctx):
         raise no_hub(ctx)
+    verify_owner(ctx)
     wait_ready(ctx)
 
 
 STEP = Step(
     name="ocm-hub",
     ensures="the OCM Cluster Manager runs in the space (clusteradm init, unless a hub exists or "
-            "install_clusteradm is false)",
-    verified_by=(f"ClusterManager {CM_NAME} applied and not Progressing or Degraded, the hub's Deployments "
-                 "available, every hub CRD Established, and the admission webhooks answering a dry run"),
+            "install_clusteradm is false), recording this ITS as its owner unless another live ITS is",
+    verified_by=(f"ClusterManager {CM_NAME} records this ITS as its owner, is applied and not Progressing or "
+                 "Degraded, the hub's Deployments available, every hub CRD Established, and the admission webhooks "
+                 "answering a dry run"),
     ensure=ensure,
     verify=verify,
 )

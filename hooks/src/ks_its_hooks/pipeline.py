@@ -1,4 +1,6 @@
-"""The steps of an ITS, in order. `install` ensures each, `check` (helm test) verifies each: one loop.
+"""The steps of an ITS, in order, for each command of a hook run. `install` ensures each, `check`
+(helm test) verifies each: one loop. `namespaces`, the run's first Job, ensures only that the space's
+namespace is KubeFlex's, so that the credentials there can be granted to the hook before it runs.
 
 Adding a step means adding its module and one entry in STEPS.
 """
@@ -9,7 +11,7 @@ from typing import Literal
 
 from kubernetes import client
 
-from . import ocm_hub, properties, registration, space, status_addon
+from . import namespaces, ocm_hub, properties, registration, space, status_addon
 from .deadline import Deadline
 from .errors import Failure, failure
 from .log import EventLog
@@ -18,22 +20,30 @@ from .step import Context, Step
 
 STEPS: tuple[Step, ...] = (space.STEP, ocm_hub.STEP, status_addon.STEP, properties.STEP, registration.STEP)
 
-Mode = Literal["install", "check"]
+NAMESPACE_STEPS: tuple[Step, ...] = (namespaces.STEP,)
+
+Mode = Literal["namespaces", "install", "check"]
 
 
-def run(mode: Mode, hosting: client.ApiClient, its: ItsSpec, config: HookConfig, log: EventLog) -> Failure | None:
-    """Run every step for one ITS under one deadline. Returns the failure, logged (and, on install,
-    recorded on the ControlPlane), or None when the ITS is ready."""
-    ctx = Context(hosting=hosting, its=its, config=config, deadline=Deadline(config.deadline_seconds), log=log)
-    for step in STEPS:
+def run(mode: Mode, hosting: client.ApiClient, its: ItsSpec, config: HookConfig, log: EventLog,
+        started: float | None = None) -> Failure | None:
+    """Run the mode's steps for one ITS under one deadline, which began at `started` (a time.monotonic
+    reading; now by default). Returns the failure, logged (and, unless checking, recorded on the
+    ControlPlane), or None when the ITS is done."""
+    deadline = Deadline(config.deadline_seconds, started=started)
+    ctx = Context(hosting=hosting, its=its, config=config, deadline=deadline, log=log)
+    for step in NAMESPACE_STEPS if mode == "namespaces" else STEPS:
         ctx.step = step.name
         try:
-            (step.ensure if mode == "install" else step.verify)(ctx)
+            (step.verify if mode == "check" else step.ensure)(ctx)
         except Exception as err:  # KeyboardInterrupt and SystemExit are not a step's failure
             failed = failure(its.name, step.name, err)
             log.error(step.name, failed.line, error=type(err).__name__, permanent=failed.permanent)
-            if mode == "install":
+            if mode != "check":
                 registration.record_failure(ctx, failed)
             return failed
-    log.info("done", "ITS ready", took_s=round(ctx.deadline.elapsed(), 2))
+    if mode == "namespaces":
+        log.info("done", "namespace ready for the hook", took_s=round(ctx.deadline.elapsed(), 2))
+    else:
+        log.info("done", "ITS ready", took_s=round(ctx.deadline.elapsed(), 2))
     return None

@@ -1,6 +1,6 @@
 """What the hook does as a pod of the release besides its steps: each failed ITS becomes an Event on
-the hook Job, where `kubectl describe job` shows it; and `cleanup`, the pre-delete hook, deletes the
-hook Job and the helm test pod, which Helm never deletes with the release."""
+the pod's Job, where `kubectl describe job` shows it; and `cleanup`, the pre-delete hook, deletes the
+release's Jobs and the helm test pod, which Helm never deletes with the release."""
 
 from __future__ import annotations
 
@@ -35,10 +35,11 @@ def report_failures(hosting: client.ApiClient, namespace: str, job: str, failure
         kube.create(hosting, kube.EVENTS, event, namespace)
 
 
-def cleanup(hosting: client.ApiClient, namespace: str, job: str, test_pod: str) -> list[str]:
-    """Delete the hook Job (its pods with it) and the helm test pod. Returns what was deleted."""
+def cleanup(hosting: client.ApiClient, namespace: str, jobs: Sequence[str], test_pod: str) -> list[str]:
+    """Delete the release's Jobs (their pods with them) and the helm test pod. Returns what was deleted."""
     deleted = []
-    for kind, resource, name in (("Job", kube.JOBS, job), ("Pod", kube.PODS, test_pod)):
+    targets = [("Job", kube.JOBS, job) for job in jobs] + [("Pod", kube.PODS, test_pod)]
+    for kind, resource, name in targets:
         try:
             kube.delete(hosting, resource, name, namespace, propagation_policy="Background")
             deleted.append(f"{kind} {namespace}/{name}")
@@ -48,10 +49,14 @@ def cleanup(hosting: client.ApiClient, namespace: str, job: str, test_pod: str) 
     return deleted
 
 
-def best_effort(what: str, fn: Callable[..., T], *args: Any) -> T | None:
-    """The ITSes' outcome does not depend on these: a failure is reported on stderr, not raised."""
+def best_effort(what: str, fn: Callable[..., T], *args: Any,
+                raises: tuple[type[Exception], ...] = ()) -> T | None:
+    """The ITSes' outcome does not depend on these: a failure is reported on stderr, not raised (but
+    for the kinds in `raises`)."""
     try:
         return fn(*args)
+    except raises:
+        raise
     except Exception as err:
         print(f"ks-its-hook: could not {what}: {cause(err)}", file=sys.stderr, flush=True)
         return None

@@ -65,20 +65,26 @@ def wait_until(
     step: str,
     what: str,
     field_selector: str | None = None,
+    explain: Callable[[], str | None] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """List, then watch from the list's resourceVersion until check() is satisfied.
 
     Returns the objects seen (by name). Raises DeadlineExceeded with what is still missing,
-    or the first permanent API error. Progress is logged every PROGRESS_EVERY_S seconds.
+    or the first permanent API error. Progress is logged every PROGRESS_EVERY_S seconds, with why
+    it is missing when `explain` says (it may raise, to end the wait with a permanent cause).
     """
     selector = {"field_selector": field_selector} if field_selector else {}
     pending: str | None = what
+    started = False
     while True:
         listed = call(lambda: list_objects(list_fn, **selector), deadline, log, step, f"listing for {what}")
         objects = {_name(obj): obj for obj in listed.get("items") or []}
         pending = check(objects)
         if pending is None:
             return objects
+        if not started:  # a wait that is not over at once says so when it starts
+            log.info(step, f"waiting for {what}", waited_s=round(deadline.elapsed(), 1), missing=pending)
+            started = True
         version = (listed.get("metadata") or {}).get("resourceVersion")
         try:
             while True:
@@ -104,7 +110,9 @@ def wait_until(
                     pending = check(objects)
                     if pending is None:
                         return objects
-                log.info(step, f"waiting for {what}", waited_s=round(deadline.elapsed(), 1), missing=pending)
+                why = explain() if explain is not None else None
+                log.info(step, f"waiting for {what}", waited_s=round(deadline.elapsed(), 1), missing=pending,
+                         **({"why": why} if why else {}))
         except ApiException as err:
             if err.status != 410 and not is_transient(err):
                 raise

@@ -138,7 +138,7 @@ def reach(ctx: Context) -> None:
     api = client_for(kubeconfig)
     wait_readyz(ctx, api)
     ctx.info("space API server ready", waited_s=round(ctx.deadline.elapsed(), 2))
-    ctx.reached = Space(api=api, kubeconfig=kubeconfig)
+    ctx.reached = Space(api=api, kubeconfig=kubeconfig, controlplane_uid=str(controlplane["metadata"]["uid"]))
 
 
 STEP = Step(

@@ -31,6 +31,8 @@ ADDON = ("addon.open-cluster-management.io", "v1alpha1", "clustermanagementaddon
 # What the add-on chart creates besides its own kinds (upstream waits for exactly these two).
 NEEDED_CRDS = ("placements.cluster.open-cluster-management.io",
                "managedclustersetbindings.cluster.open-cluster-management.io")
+# What a user changes when the registry has no image of the add-on's controller.
+IMAGES_FIX = "the add-on chart's image must be in a registry the nodes pull from (statusAddon.values for a mirror)"
 # What a registry answers that retrying cannot change, and what a network says that it can.
 _UNREACHABLE = ("dial tcp", "connection refused", "connection reset", "no such host", "i/o timeout",
                 "tls handshake timeout", "eof", "status code 5", "context deadline exceeded")
@@ -154,7 +156,7 @@ def addon_pending(objects: dict[str, dict[str, Any]]) -> str | None:
 
 
 def wait_running(ctx: Context) -> None:
-    workloads.wait_available(ctx, NAMESPACE, (CONTROLLER_DEPLOYMENT,), "the status add-on controller")
+    workloads.wait_available(ctx, NAMESPACE, (CONTROLLER_DEPLOYMENT,), "the status add-on controller", IMAGES_FIX)
     custom = client.CustomObjectsApi(ctx.space.api)
     ctx.wait_until(functools.partial(custom.list_cluster_custom_object, *ADDON[:3]), addon_pending,
                    f"ClusterManagementAddOn {ADDON[3]}", field_selector=f"metadata.name={ADDON[3]}")

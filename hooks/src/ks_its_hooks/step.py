@@ -24,10 +24,12 @@ T = TypeVar("T")
 
 @dataclass
 class Space:
-    """A reachable space: a client for it, and its kubeconfig text for clusteradm."""
+    """A reachable space: a client for it, its kubeconfig text for clusteradm, and the uid of the
+    ControlPlane it is the space of (what the hub records as its owner)."""
 
     api: client.ApiClient
     kubeconfig: str
+    controlplane_uid: str
 
 
 @dataclass
@@ -51,8 +53,9 @@ class Context:
         return deadline.call(fn, self.deadline, self.log, self.step, what, attempts)
 
     def wait_until(self, list_fn: Callable[..., Any], check: readiness.Check, what: str,
-                   field_selector: str | None = None) -> dict[str, dict[str, Any]]:
-        return readiness.wait_until(list_fn, check, self.deadline, self.log, self.step, what, field_selector)
+                   field_selector: str | None = None,
+                   explain: Callable[[], str | None] | None = None) -> dict[str, dict[str, Any]]:
+        return readiness.wait_until(list_fn, check, self.deadline, self.log, self.step, what, field_selector, explain)
 
     def info(self, msg: str, **fields: object) -> None:
         self.log.info(self.step, msg, **fields)

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from types import FrameType
 
 from .log import last_line
-from .spec import ItsSpec
 
 # Kubernetes keeps at most this many bytes of a termination message.
 MAX_BYTES = 4096
@@ -23,7 +22,7 @@ class PodIdentity:
     """Where this hook runs, as the chart tells it (env); None outside a pod of the chart."""
 
     namespace: str
-    job: str | None  # the hook Job, for install; None for the helm test pod
+    job: str | None  # the pod's Job; None for the helm test pod
     termination_log: str
 
 
@@ -32,7 +31,8 @@ def identity(command: str, env: Mapping[str, str] | None = None) -> PodIdentity 
     namespace = env.get("POD_NAMESPACE")
     if not namespace:
         return None
-    return PodIdentity(namespace=namespace, job=env.get("ITS_HOOK_JOB") if command == "install" else None,
+    # The helm test pod belongs to no Job.
+    return PodIdentity(namespace=namespace, job=env.get("ITS_HOOK_JOB") if command != "check" else None,
                        termination_log=env.get("ITS_TERMINATION_LOG", "/dev/termination-log"))
 
 
@@ -49,8 +49,8 @@ def message(lines: Sequence[str]) -> str:
     return text
 
 
-def unfinished(itses: Sequence[ItsSpec]) -> list[str]:
-    names = ", ".join(its.name for its in itses)
+def unfinished(itses: Sequence[str]) -> list[str]:
+    names = ", ".join(itses)
     return [f"not finished: {names}. This pod ended before it finished them; if it was OOMKilled, raise "
             "hook.resources.limits.memory, or hook.maxParallelPods so that each pod has fewer ITSes."]
 
@@ -62,14 +62,14 @@ def write(me: PodIdentity, lines: Sequence[str]) -> None:
             handle.write(message(lines))
 
 
-def end_on_sigterm(command: str, itses: Sequence[ItsSpec], me: PodIdentity | None) -> None:
+def end_on_sigterm(command: str, itses: Sequence[str], me: PodIdentity | None) -> None:
     """A deleted pod (helm --atomic undoing an install, a deleted Job, a drained node) gets SIGTERM.
     The hook is its container's PID 1, which the kernel shields from signals it has no handler for:
     without this it would go on until the kubelet kills it when the grace period (30 s) is over.
     It ends at once instead, saying what it leaves undone; its clusteradm and helm processes end with
     it (the container's PID 1 gone, the kernel kills the rest)."""
     line = (f"ks-its-hook: {command} stopped by SIGTERM (pod deleted) before it finished: "
-            f"{', '.join(its.name for its in itses)}; the next hook run (helm upgrade) takes them up again")
+            f"{', '.join(itses)}; the next hook run (helm upgrade) takes them up again")
 
     def end(signum: int, _frame: FrameType | None) -> None:
         try:

@@ -1,5 +1,6 @@
 """Whether Deployments are available, and when they are not, why: from their pods, as `kubectl get
-pods` says it (an image that cannot be pulled, a pod that cannot be scheduled)."""
+pods` says it (an image that cannot be pulled, a pod that cannot be scheduled). Said while waiting, in
+the progress lines, and at the deadline; an image the registry does not have fails at once."""
 
 from __future__ import annotations
 
@@ -11,9 +12,14 @@ from typing import Any
 from kubernetes import client
 
 from . import kube, pod
-from .errors import DeadlineExceeded
+from .errors import DeadlineExceeded, PermanentError
 from .readiness import plain
 from .step import Context
+
+# What the container runtime says when the registry answered that it has no image of that name and
+# tag (containerd's gRPC status NotFound, in the kubelet's ErrImagePull and back-off messages): a
+# wrong registry or tag, which waiting cannot mend. An unreachable registry says something else.
+REGISTRY_HAS_NO_IMAGE = "code = NotFound"
 
 
 def deployment_available(deployment: dict[str, Any]) -> bool:
@@ -44,8 +50,21 @@ def pod_trouble(pod: dict[str, Any]) -> str | None:
     return None
 
 
-def why_not_available(api: client.ApiClient, namespace: str, names: tuple[str, ...]) -> str | None:
-    """The first of the Deployments that is not available, and why; None when all are."""
+def missing_image(pod: dict[str, Any]) -> str | None:
+    """The image of a container of the pod that its registry does not have, if any."""
+    spec, status = pod.get("spec") or {}, pod.get("status") or {}
+    images = {c["name"]: c.get("image", "") for c in (spec.get("initContainers") or []) + (spec.get("containers") or [])}
+    for container in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+        waiting = (container.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") in ("ErrImagePull", "ImagePullBackOff") \
+                and REGISTRY_HAS_NO_IMAGE in (waiting.get("message") or ""):
+            return str(images.get(container.get("name", ""), container.get("image", "")))
+    return None
+
+
+def why_not_available(api: client.ApiClient, namespace: str, names: tuple[str, ...], fix: str) -> str | None:
+    """The first of the Deployments that is not available, and why; None when all are. Raises
+    PermanentError when the reason is an image its registry does not have, saying `fix`."""
     deployments = {(d.get("metadata") or {}).get("name"): d for d in
                    plain(kube.lister(api, kube.DEPLOYMENTS, namespace)).get("items") or []}
     for name in names:
@@ -58,25 +77,37 @@ def why_not_available(api: client.ApiClient, namespace: str, names: tuple[str, .
         selector = ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
         pods = plain(kube.lister(api, kube.PODS, namespace), label_selector=selector).get("items") or []
         trouble = next((t for t in map(pod_trouble, pods) if t), None)
-        return f"Deployment {name} not available: {trouble or 'no pod of it is ready'}"
+        line = f"Deployment {name} not available: {trouble or 'no pod of it is ready'}"
+        missing = next((image for image in map(missing_image, pods) if image), None)
+        if missing:
+            raise PermanentError(f"{line}: its registry has no image {missing}; {fix}")
+        return line
     return None
 
 
+def explainer(what: str, why: Callable[[], str | None]) -> Callable[[], str | None]:
+    """why(), at best effort: the pods are read to explain a wait, whose outcome does not depend on
+    that read. Only a PermanentError, what the pods say cannot get better, is raised."""
+    return functools.partial(pod.best_effort, f"find why {what} is not ready", why, raises=(PermanentError,))
+
+
 @contextlib.contextmanager
-def deadline_explained(ctx: Context, what: str, why: Callable[[], str | None]) -> Iterator[None]:
-    """A deadline hit inside says what was awaited and why it is not there (from `why`, which reads
+def deadline_explained(ctx: Context, what: str, explain: Callable[[], str | None]) -> Iterator[None]:
+    """A deadline hit inside says what was awaited and why it is not there (from `explain`, which reads
     the pods: conditions say that something does not run, the pods say why)."""
     try:
         yield
     except DeadlineExceeded as err:
-        reason = pod.best_effort(f"find why {what} is not ready", why)
+        reason = explain()
         if reason is None:
             raise
         raise DeadlineExceeded(f"timed out after {ctx.deadline.elapsed():.0f}s waiting for {what}: {reason}") from err
 
 
-def wait_available(ctx: Context, namespace: str, names: tuple[str, ...], what: str) -> None:
-    """Wait (a watch) until the Deployments are available; at the deadline, say why one is not."""
-    with deadline_explained(ctx, what, functools.partial(why_not_available, ctx.space.api, namespace, names)):
+def wait_available(ctx: Context, namespace: str, names: tuple[str, ...], what: str, fix: str) -> None:
+    """Wait (a watch) until the Deployments are available, saying in each progress line why one is not,
+    and at the deadline; `fix` is what a missing image asks the user to change."""
+    explain = explainer(what, functools.partial(why_not_available, ctx.space.api, namespace, names, fix))
+    with deadline_explained(ctx, what, explain):
         ctx.wait_until(kube.lister(ctx.space.api, kube.DEPLOYMENTS, namespace),
-                       functools.partial(deployments_pending, names), what)
+                       functools.partial(deployments_pending, names), what, explain=explain)
