@@ -76,7 +76,7 @@ def deliver(sandbox: Sandbox, its: str, wec: str, kubeconfig: Path) -> None:
 def one_run(sandbox: Sandbox, count: int, log: Any) -> dict[str, Any]:
     release, namespace = f"hubs{count}", f"hubs-{count}"
     names = [f"hub{count}-{index}" for index in range(count)]
-    wecs = {name: sandbox.add_wec(f"wec-{name}") for name in names}  # the WECs exist before: only ITS time counts
+    wecs = {name: sandbox.add_cluster(f"wec-{name}") for name in names}  # the WECs exist before: only ITS time counts
     started = time.monotonic()
     sandbox.helm("helm3", "upgrade", "--install", release, str(CHART), "--namespace", namespace, "--create-namespace",
                  "--wait", "--timeout", "30m", *sandbox.image_values(),
@@ -109,7 +109,7 @@ def one_run(sandbox: Sandbox, count: int, log: Any) -> dict[str, Any]:
     log(f"hubs {count}: {result}")
     sandbox.helm("helm3", "uninstall", release, "--namespace", namespace, "--wait", "--timeout", "10m", timeout=700)
     for name in names:
-        sandbox.remove_wec(f"wec-{name}")
+        sandbox.remove_cluster(f"wec-{name}")
         sandbox.delete_controlplane(name)
     return result
 

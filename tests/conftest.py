@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 
-from tests.harness import HOOK_RUNNER, REPORTS, SANDBOX_ENV, Sandbox, made_here, release, wait_until
+from tests.harness import HOOK_RUNNER, REPORTS, SANDBOX_ENV, Sandbox, hold_host_hub, made_here, release, wait_until
 from tests.sandbox.argocd import ARGOCD_NAME, ARGOCD_NAMESPACE, RESOURCE_TREE_KEY
 from tests.sandbox.kube import api_client
 from tests.sandbox.servers import REPO
 from tests.sandbox.supervisor import down, up
+from tests.scheduling import uses_host_hub
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -87,6 +88,15 @@ def hook_runner(sandbox: Sandbox) -> str:
     sandbox.kubectl("create", "clusterrolebinding", HOOK_RUNNER, "--clusterrole=cluster-admin",
                     f"--serviceaccount=default:{HOOK_RUNNER}", check=False)
     return HOOK_RUNNER
+
+
+@pytest.fixture
+def host_hub(sandbox: Sandbox, request: pytest.FixtureRequest) -> Iterator[None]:
+    """For a test that makes an ITS of type host: the hosting cluster's hub, held until its ControlPlanes
+    of type host are deleted (see hold_host_hub)."""
+    assert uses_host_hub(request.node.nodeid), f"add {request.node.nodeid} to tests.scheduling.HOST_HUB"
+    with hold_host_hub(sandbox):
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -27,6 +27,8 @@ from tests.sandbox.supervisor import DEFAULT_DIR, state, up
 
 NAMESPACE = "kubeflex-system"
 ITSES = '[{"name":"its1"},{"name":"its2","type":"host"},{"name":"its3","type":"external"}]'
+# The pods of the release's hook Jobs (preflight, namespaces, hook), as NOTES selects them.
+HOOK_PODS = "app.kubernetes.io/instance=ks-its,app.kubernetes.io/component in (preflight,hook)"
 
 
 def user_command(current: dict[str, str]) -> list[str]:
@@ -47,7 +49,7 @@ def say(text: str) -> None:
     print(text, flush=True)
 
 
-def bootstrap_secret(core: client.CoreV1Api, root: Path, env: dict[str, str]) -> None:
+def bootstrap_secret(core: client.CoreV1Api, handle: Sandbox, env: dict[str, str]) -> None:
     """What a user does first for an external ITS: a Secret with the cluster's kubeconfig, valid
     inside the hosting cluster. KubeFlex deletes it after adoption, so a second demo finds
     admin-kubeconfig instead."""
@@ -59,7 +61,7 @@ def bootstrap_secret(core: client.CoreV1Api, root: Path, env: dict[str, str]) ->
             raise
     subprocess.run([str(BIN / "kubectl"), "create", "namespace", NAMESPACE], env=env, capture_output=True, check=False)
     subprocess.run([str(BIN / "kubectl"), "create", "secret", "generic", "its3-bootstrap", "-n", NAMESPACE,
-                    f"--from-file=kubeconfig-incluster={root / 'external-incluster.kubeconfig'}"],
+                    f"--from-file=kubeconfig-incluster={handle.external_incluster_kubeconfig}"],
                    env=env, capture_output=True, check=False)
 
 
@@ -85,7 +87,7 @@ def follow_hook_logs(core: client.CoreV1Api, stop: threading.Event) -> None:
 
     while not stop.wait(0.5):
         with contextlib.suppress(ApiException):
-            for pod in core.list_namespaced_pod(NAMESPACE, label_selector="batch.kubernetes.io/job-name=ks-its-hook").items:
+            for pod in core.list_namespaced_pod(NAMESPACE, label_selector=HOOK_PODS).items:
                 if pod.metadata.name not in followed and pod.status.phase in ("Running", "Succeeded", "Failed"):
                     followed.add(pod.metadata.name)
                     threading.Thread(target=follow, args=(pod.metadata.name,), daemon=True).start()
@@ -98,17 +100,17 @@ def condition(obj: dict[str, Any], cond_type: str) -> str:
     return "-"
 
 
-def space_kubeconfig(core: client.CoreV1Api, cp: dict[str, Any], root: Path) -> str:
+def space_kubeconfig(core: client.CoreV1Api, cp: dict[str, Any], handle: Sandbox) -> str:
     """A kubeconfig of the space for use on this machine."""
     if cp["spec"]["type"] == "host":
-        return (root / "kubeconfig").read_text()
+        return handle.kubeconfig.read_text()
     if cp["spec"]["type"] == "external":
-        return (root / "external.kubeconfig").read_text()
+        return handle.external_kubeconfig.read_text()
     secret = core.read_namespaced_secret("vc-vcluster", f"{cp['metadata']['name']}-system")
     return base64.b64decode(secret.data["config"]).decode()
 
 
-def its_row(custom: client.CustomObjectsApi, core: client.CoreV1Api, name: str, root: Path) -> tuple[list[str], bool]:
+def its_row(custom: client.CustomObjectsApi, core: client.CoreV1Api, name: str, handle: Sandbox) -> tuple[list[str], bool]:
     cp: dict[str, Any] = custom.get_cluster_custom_object("tenancy.kflex.kubestellar.org", "v1alpha1", "controlplanes", name)
     ready = condition(cp, "Ready") == "True"
     hub, props, addon = "-", "-", "-"
@@ -119,8 +121,8 @@ def its_row(custom: client.CustomObjectsApi, core: client.CoreV1Api, name: str, 
         done = time.mktime(time.strptime(annotations["its.kubestellar.io/status-time"], "%Y-%m-%dT%H:%M:%SZ"))
         took = f"{done - created:.0f}s"
     if ready:
-        text = space_kubeconfig(core, cp, root)
-        path = root / f"{name}.kubeconfig"
+        text = space_kubeconfig(core, cp, handle)
+        path = handle.root / f"{name}.kubeconfig"
         path.write_text(text)
         path.chmod(0o600)
         space = api_client(text)
@@ -146,17 +148,16 @@ def its_row(custom: client.CustomObjectsApi, core: client.CoreV1Api, name: str, 
     return [name, cp["spec"]["type"], "yes" if ready else "no", hub, addon, props, label, took], ok
 
 
-def show_wecs(root: Path, api: client.ApiClient) -> bool:
+def show_wecs(handle: Sandbox) -> bool:
     """What an ITS is for: a workload cluster joins each (real clusteradm join and accept, the real
     klusterlet), a ManifestWork carries a ConfigMap to it, and the demo, as a KubeStellar user does,
     puts the WEC's ConfigMap of extra properties in customization-properties."""
-    handle = Sandbox(root, api, root / "helm-home")
     rows = [["ITS", "WEC", "JOINED", "AVAILABLE", "MAILBOX NAMESPACE", "CONFIGMAP ON THE WEC", "PROPERTIES"]]
     ok = True
     for its in ("its1", "its2", "its3"):
         wec = f"wec-{its}"
         say(f"demo: WEC {wec} joins {its} (clusteradm join, clusteradm accept) and receives a ManifestWork")
-        kubeconfig = handle.add_wec(wec)
+        kubeconfig = handle.add_cluster(wec)
         hub_api = handle.space_api(its)
         hub = client.CustomObjectsApi(hub_api)
         try:
@@ -216,7 +217,8 @@ def main() -> int:
     publish_chart(env, registry, ca_file, root)
     say(f"demo: the chart is in the sandbox's registry, oci://{registry}/charts/kubestellar-its {CHART_VERSION}, "
         "with the hook image and OCM's images")
-    bootstrap_secret(core, root, env)
+    handle = Sandbox(root, api, root / "helm-home")
+    bootstrap_secret(core, handle, env)
     command = user_command(current)
     say(f"demo: export KUBECONFIG={root / 'kubeconfig'}")
     say(f"demo: {shlex.join(command)}")
@@ -236,7 +238,7 @@ def main() -> int:
     rows, all_ok = [header], True
     for name in ("its1", "its2", "its3"):
         try:
-            row, ok = its_row(custom, core, name, root)
+            row, ok = its_row(custom, core, name, handle)
         except ApiException as err:
             row, ok = [name, "-", "no", "-", "-", "-", "-", f"error {err.status}"], False
         rows.append(row)
@@ -245,7 +247,7 @@ def main() -> int:
     for row in rows:
         say("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
     if all_ok and result.returncode == 0:
-        all_ok = show_wecs(root, api)
+        all_ok = show_wecs(handle)
     say("\nUse a space with kubectl (a kubeconfig for use on this machine):")
     for name in ("its1", "its2", "its3"):
         if (root / f"{name}.kubeconfig").exists():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import json
 import os
 import re
@@ -12,7 +13,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -21,11 +22,11 @@ from typing import Any
 import yaml
 from kubernetes import client
 
+from tests.sandbox.clusters import CLUSTERS_NAME, CLUSTERS_NAMESPACE, apiserver_name, kubeconfig_paths
 from tests.sandbox.host import Host
 from tests.sandbox.kube import api_client
 from tests.sandbox.kubeflex import FAULTS_NAME, FAULTS_NAMESPACE
 from tests.sandbox.servers import BIN, REPO, kubeconfig, yaml_value
-from tests.sandbox.wecs import WECS_NAME, WECS_NAMESPACE
 
 CHART = REPO / "chart"
 CHART_VERSION = yaml_value(CHART / "Chart.yaml", "version")
@@ -52,13 +53,14 @@ class Sandbox:
 
     @property
     def external_kubeconfig(self) -> Path:
-        """The external cluster from the machine (through the relay)."""
-        return self.root / "external.kubeconfig"
+        """This worker's external cluster from the machine (through the relay)."""
+        return self.add_cluster(EXTERNAL_CLUSTER)
 
     @property
     def external_incluster_kubeconfig(self) -> Path:
-        """The external cluster from inside the hosting cluster: what a bootstrap Secret holds."""
-        return self.root / "external-incluster.kubeconfig"
+        """This worker's external cluster from inside the hosting cluster: what a bootstrap Secret holds."""
+        self.add_cluster(EXTERNAL_CLUSTER)
+        return kubeconfig_paths(self.root, EXTERNAL_CLUSTER)[1]
 
     @property
     def registry(self) -> str:
@@ -161,26 +163,28 @@ class Sandbox:
         secret = self.core.read_namespaced_secret("vc-vcluster", f"{name}-system")
         return api_client(base64.b64decode(secret.data["config"]).decode())
 
-    # --- workload clusters ---------------------------------------------------------------------
+    # --- clusters on demand: workload clusters, and the clusters external ITSes adopt -----------
 
     @staticmethod
     def api_client_for(kubeconfig_path: Path) -> client.ApiClient:
         return api_client(kubeconfig_path.read_text())
 
-    def add_wec(self, name: str, timeout: float = 180) -> Path:
-        """A new workload cluster (its own API server; the klusterlet's pods run on the node). Returns
-        its kubeconfig, valid on this machine and inside the sandbox's namespace alike."""
-        self.core.patch_namespaced_config_map(WECS_NAME, WECS_NAMESPACE, {"data": {name: "{}"}})
-        path = self.root / "wecs" / f"{name}.kubeconfig"
+    def add_cluster(self, name: str, timeout: float = 180) -> Path:
+        """A cluster of its own API server (its pods run on the node), started if it is not running.
+        Returns its kubeconfig, valid on this machine and inside the sandbox's namespace alike."""
+        path = kubeconfig_paths(self.root, name)[0]
+        if path.exists():
+            return path
+        self.core.patch_namespaced_config_map(CLUSTERS_NAME, CLUSTERS_NAMESPACE, {"data": {name: "{}"}})
         end = time.monotonic() + timeout
         while not path.exists():
             if time.monotonic() > end:
-                raise AssertionError(f"WEC {name} did not start: {self.root / 'logs' / 'supervisor.log'}")
+                raise AssertionError(f"cluster {name} did not start: {self.root / 'logs' / 'supervisor.log'}")
             time.sleep(0.5)
         return path
 
-    def remove_wec(self, name: str) -> None:
-        self.core.patch_namespaced_config_map(WECS_NAME, WECS_NAMESPACE, {"data": {name: None}},
+    def remove_cluster(self, name: str) -> None:
+        self.core.patch_namespaced_config_map(CLUSTERS_NAME, CLUSTERS_NAMESPACE, {"data": {name: None}},
                                               _content_type="application/merge-patch+json")
 
     def hub_kubeconfig(self, its: str) -> Path:
@@ -237,7 +241,8 @@ class Sandbox:
 
     def space_audit_log(self, name: str) -> Path:
         cp = self.controlplane(name) or {}
-        server = {"host": "hosting", "external": "external"}.get((cp.get("spec") or {}).get("type", ""), f"space-{name}")
+        server = {"host": "hosting", "external": apiserver_name(EXTERNAL_CLUSTER)}.get(
+            (cp.get("spec") or {}).get("type", ""), f"space-{name}")
         return self.root / "apiservers" / server / "audit.log"
 
     def token_kubeconfig(self, path: Path, namespace: str, service_account: str) -> Path:
@@ -282,6 +287,29 @@ WORKER = "w" + os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{WORKER}{uuid.uuid4().hex[:6]}"
+
+
+@contextlib.contextmanager
+def hold_host_hub(sandbox: Sandbox) -> Iterator[None]:
+    """The hosting cluster is one hub, which serves one ITS at a time (it refuses a second live one):
+    held across workers (the scheduler also runs these tests on one worker, tests.scheduling.HOST_HUB)
+    until this worker's ControlPlanes of type host are deleted, which frees the hub."""
+    with open(sandbox.root / "host-hub.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            listed = sandbox.custom.list_cluster_custom_object("tenancy.kflex.kubestellar.org", "v1alpha1",
+                                                               "controlplanes")["items"]
+            for cp in listed:
+                if cp["spec"]["type"] == "host" and made_here(cp["metadata"]["name"]):
+                    sandbox.delete_controlplane(cp["metadata"]["name"])
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+# The existing cluster this worker's external ITSes adopt. One hub serves one ITS at a time (the hub
+# refuses a second live one): each worker has its own, and runs its tests one after another.
+EXTERNAL_CLUSTER = f"external-{WORKER}"
 
 
 def made_here(name: str) -> bool:
@@ -359,9 +387,10 @@ class HookPod:
             overrides["PATH"] = "/opt/extra:/opt/ks-its/bin:/usr/local/bin:/usr/bin:/bin"
             config["configMap"]["defaultMode"] = 0o755
             container["volumeMounts"].append({"name": config["name"], "mountPath": "/opt/extra", "readOnly": True})
-        # No Job runs this pod: the Events the hook puts on its Job would have nowhere to go.
+        # No Job runs this pod: the Events the hook puts on its Job would have nowhere to go, and its
+        # deadline starts with it, not with a run's first Job.
         container["env"] = [variable for variable in container["env"]
-                            if variable["name"] not in overrides and variable["name"] != "ITS_HOOK_JOB"] \
+                            if variable["name"] not in overrides and variable["name"] not in ("ITS_HOOK_JOB", "ITS_RUN_JOB")] \
             + [{"name": key, "value": value} for key, value in overrides.items()]
         container["command"][1] = command
         spec["serviceAccountName"] = account
@@ -460,6 +489,16 @@ def wait_until(what: str, predicate: Callable[[], Any], timeout: float = 180, sh
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}" + (f": {shown()}" if shown else ""))
 
 
+def dry_run_apply(sandbox: Sandbox, docs: list[dict[str, Any]], namespace: str) -> subprocess.CompletedProcess[str]:
+    """`kubectl apply --dry-run=server` of rendered documents. What the install hooks put in a space's
+    namespace (`<name>-system`) is applied once KubeFlex made it: here it is checked in `namespace`."""
+    spaces = {f"{doc['metadata']['name']}-system" for doc in docs if doc["kind"] == "ControlPlane"}
+    docs = [{**doc, "metadata": {**doc["metadata"], "namespace": namespace}}
+            if doc["metadata"].get("namespace") in spaces else doc for doc in docs]
+    return sandbox.kubectl("apply", "--dry-run=server", "-f", "-", check=False,
+                           input=json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}))
+
+
 HUB_CRDS = ("managedclusters.cluster.open-cluster-management.io", "manifestworks.work.open-cluster-management.io",
             "placements.cluster.open-cluster-management.io",
             "managedclustersetbindings.cluster.open-cluster-management.io")
@@ -516,6 +555,35 @@ def assert_status_addon(sandbox: Sandbox, its: str, verbosity: int = 2, hub_qps:
         assert established.last_transition_time <= installed, (name, established.last_transition_time, installed)
 
 
+def hub_conditions(space: client.ApiClient) -> dict[str, str]:
+    cm = client.CustomObjectsApi(space).get_cluster_custom_object(
+        "operator.open-cluster-management.io", "v1", "clustermanagers", "cluster-manager")
+    return {c["type"]: c["status"] for c in cm["status"]["conditions"]}
+
+
+def hub_healthy(conditions: dict[str, str]) -> bool:
+    """Applied and not Progressing or Degraded, as the hook requires."""
+    return (conditions.get("Applied"), conditions.get("Progressing"), conditions.get("HubRegistrationDegraded"),
+            conditions.get("HubPlacementDegraded", "False")) == ("True", "False", "False", "False")
+
+
+def hub_settled(sandbox: Sandbox, name: str, space: client.ApiClient) -> None:
+    """The hub as the hook saw it when it said Ready. A node as loaded as the test machine's may
+    restart a hub pod after that (a liveness probe not answered in time): such a hub is given up to 2
+    minutes to heal, and the run's summary says each time it needed to, with the hub pods' restarts,
+    so that it cannot go unnoticed."""
+    conditions = hub_conditions(space)
+    if hub_healthy(conditions):
+        return
+    pods = client.CoreV1Api(space).list_namespaced_pod("open-cluster-management-hub").items
+    restarts = {pod.metadata.name: sum(c.restart_count for c in pod.status.container_statuses or []) for pod in pods}
+    started = time.monotonic()
+    wait_until(f"the hub of ITS {name} to settle", lambda: hub_healthy(hub_conditions(space)), timeout=120,
+               shown=lambda: hub_conditions(space))
+    REPORTS.append(f"hub settle: ITS {name}'s hub was {conditions} after the hook said Ready; healthy again after "
+                   f"{time.monotonic() - started:.0f}s (hub pod restarts: {restarts})")
+
+
 def assert_ready_its(sandbox: Sandbox, name: str, status_addon: bool = True) -> None:
     """Ready as a user means it: labelled, the hub applied and running, its webhooks judging requests,
     and (unless opted out) the status add-on's controller running."""
@@ -524,11 +592,7 @@ def assert_ready_its(sandbox: Sandbox, name: str, status_addon: bool = True) -> 
     assert cp["metadata"]["labels"]["kflex.kubestellar.io/cptype"] == "its"
     assert cp["metadata"]["annotations"]["its.kubestellar.io/status"] == "Ready"
     space = sandbox.space_api(name)
-    cm = client.CustomObjectsApi(space).get_cluster_custom_object(
-        "operator.open-cluster-management.io", "v1", "clustermanagers", "cluster-manager")
-    conditions = {c["type"]: c["status"] for c in cm["status"]["conditions"]}
-    assert (conditions["Applied"], conditions["Progressing"], conditions["HubRegistrationDegraded"]) == (
-        "True", "False", "False"), conditions
+    hub_settled(sandbox, name, space)
     for deployment in client.AppsV1Api(space).list_namespaced_deployment("open-cluster-management-hub").items:
         assert deployment.status.available_replicas == deployment.spec.replicas, deployment.metadata.name
     extensions = client.ApiextensionsV1Api(space)

@@ -1,7 +1,9 @@
 """How the integration suite's tests go to its pytest-xdist workers: one test at a time to whichever
 worker is free, the longest first by what the last run measured, so that no worker is left with a
-long test while the others idle at the end. A module whose tests share a module fixture that must
-exist once in the sandbox (the Argo CD tests' Argo CD) goes to one worker whole.
+long test while the others idle at the end. The tests that make an ITS of type host go to one worker
+together, one after another: the hosting cluster is one hub, which serves one ITS at a time. With them
+goes the Argo CD module, whose tests share a module fixture that must exist once in the sandbox (its
+Argo CD) and whose Application has a host ITS.
 
 Without a record (a fresh clone) the order is the collection's. The record (ini option
 `test_durations`, by default `.cache/test-durations.json`) is rewritten after each run with the
@@ -24,7 +26,20 @@ from xdist.workermanage import WorkerController
 from tests.sandbox.servers import REPO
 
 DURATIONS = REPO / ".cache" / "test-durations.json"
-WHOLE_MODULES = ("tests/test_argocd.py",)
+# Test node ids (a module, a test, or one case of a parametrized test) that use the hosting cluster's hub.
+# The host_hub fixture (conftest.py) refuses a test that is not listed here.
+HOST_HUB = (
+    "tests/test_argocd.py",
+    "tests/test_lifecycle.py::test_three_types_then_helm_test_then_uninstall_leaves_only_the_kept_spaces",
+    "tests/test_lifecycle.py::test_every_command_notes_prints_runs_as_printed",
+    "tests/test_ocm.py::test_a_wec_joins_each_type_of_its_and_carries_work_both_ways[host]",
+    "tests/test_reliability.py::test_a_hub_serves_one_its_and_refuses_a_second_naming_the_first",
+)
+HOST_HUB_SCOPE = "host-hub"
+
+
+def uses_host_hub(nodeid: str) -> bool:
+    return any(nodeid == listed or nodeid.startswith((f"{listed}::", f"{listed}[")) for listed in HOST_HUB)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -55,7 +70,7 @@ def read_durations(path: Path) -> dict[str, float]:
 
 
 class LongestFirst(LoadScopeScheduling):
-    """xdist's scope scheduling with a scope per test (per module for WHOLE_MODULES), and the longest
+    """xdist's scope scheduling with a scope per test (one for all of HOST_HUB), and the longest
     pending scope sent first. A test never measured counts as the longest: new tests show their
     duration early, and with no record at all the collection's order stays."""
 
@@ -64,8 +79,7 @@ class LongestFirst(LoadScopeScheduling):
         self.durations = read_durations(record(config))
 
     def _split_scope(self, nodeid: str) -> str:
-        module = nodeid.split("::", 1)[0]
-        return module if module in WHOLE_MODULES else nodeid
+        return HOST_HUB_SCOPE if uses_host_hub(nodeid) else nodeid
 
     def _expected(self, scope: str) -> float:
         return sum(self.durations.get(nodeid, float("inf")) for nodeid in self.workqueue[scope])

@@ -22,6 +22,7 @@ from tests.harness import (
     REPO,
     Sandbox,
     assert_ready_its,
+    hold_host_hub,
     hook_user,
     mutating,
     unique,
@@ -83,8 +84,10 @@ def summary(sandbox: Sandbox, name: str) -> dict[str, Any]:
 
 
 def hook_result(app: dict[str, Any]) -> dict[str, Any]:
+    """The sync result of the hook Job (the preflight and namespaces Jobs are hooks too)."""
     resources = app["status"]["operationState"]["syncResult"]["resources"]
-    return next(r for r in resources if r["kind"] == "Job" and r.get("hookType"))
+    name = app["metadata"]["name"]
+    return next(r for r in resources if r["kind"] == "Job" and r.get("hookType") and r["name"] == f"{name}-hook")
 
 
 def set_itses(sandbox: Sandbox, name: str, itses: list[dict[str, Any]]) -> None:
@@ -110,14 +113,15 @@ def app(sandbox: Sandbox, argocd: dict[str, Any]) -> Iterator[dict[str, Any]]:
     itses = [{"name": unique("argo-vc")}, {"name": unique("argo-host"), "type": "host"}]
     readme_itses = readme_application()["spec"]["source"]["helm"]["valuesObject"]["ITSes"]
     assert [its.get("type", "vcluster") for its in readme_itses] == ["vcluster", "host"]
-    started = now()
-    sandbox.kubectl("apply", "-f", "-", input=json.dumps(application(sandbox, argocd, name, namespace, itses)))
-    synced = wait_until("the Application Synced and Healthy", lambda: synced_and_healthy(sandbox, name, started),
-                        timeout=SYNC_TIMEOUT, shown=lambda: summary(sandbox, name))
-    yield {"name": name, "namespace": namespace, "itses": itses, "synced": synced}
-    delete_app(sandbox, name)
-    for its in itses:
-        sandbox.delete_controlplane(its["name"])
+    with hold_host_hub(sandbox):
+        started = now()
+        sandbox.kubectl("apply", "-f", "-", input=json.dumps(application(sandbox, argocd, name, namespace, itses)))
+        synced = wait_until("the Application Synced and Healthy", lambda: synced_and_healthy(sandbox, name, started),
+                            timeout=SYNC_TIMEOUT, shown=lambda: summary(sandbox, name))
+        yield {"name": name, "namespace": namespace, "itses": itses, "synced": synced}
+        delete_app(sandbox, name)
+        for its in itses:
+            sandbox.delete_controlplane(its["name"])
 
 
 def test_the_readme_application_syncs_and_runs_the_hook_as_post_sync(sandbox: Sandbox, app: dict[str, Any]) -> None:

@@ -9,7 +9,17 @@ import time
 
 import yaml
 
-from tests.harness import CHART, HOOK_AGENT, Sandbox, assert_ready_its, hook_user, install, mutating, unique
+from tests.harness import (
+    CHART,
+    HOOK_AGENT,
+    Sandbox,
+    assert_ready_its,
+    dry_run_apply,
+    hook_user,
+    install,
+    mutating,
+    unique,
+)
 
 
 def release_controlplanes(sandbox: Sandbox, release: str, namespace: str) -> set[str]:
@@ -77,7 +87,7 @@ def test_every_rendered_manifest_is_accepted_by_the_api_server(sandbox: Sandbox)
     # A Pod is admitted only once its ServiceAccount exists: create those for real first.
     accounts = [doc for doc in docs if doc["kind"] == "ServiceAccount"]
     sandbox.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": accounts}))
-    result = sandbox.kubectl("apply", "--dry-run=server", "-f", "-", input=rendered, check=False)
+    result = dry_run_apply(sandbox, docs, namespace)
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("(server dry run)") == len(kinds)
 
@@ -89,13 +99,15 @@ def test_hook_pod_template_passes_restricted_admission(sandbox: Sandbox) -> None
     rendered = sandbox.helm("helm3", "template", "ks-its", str(CHART), "--namespace", namespace,
                             "--set-json", 'ITSes=[{"name":"its1"}]').stdout
     docs = [doc for doc in yaml.safe_load_all(rendered) if doc]
-    job = next(doc for doc in docs if doc["kind"] == "Job" and doc["metadata"]["name"] == "ks-its-hook")
+    jobs = {doc["metadata"]["name"]: doc for doc in docs if doc["kind"] == "Job"}
+    assert set(jobs) == {"ks-its-preflight", "ks-its-namespaces", "ks-its-hook", "ks-its-cleanup"}
     test_pod = next(doc for doc in docs if doc["kind"] == "Pod")
-    hook_pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "hook-pod", "namespace": namespace},
-                "spec": job["spec"]["template"]["spec"]}
+    job_pods = [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"{name}-pod", "namespace": namespace},
+                 "spec": job["spec"]["template"]["spec"]} for name, job in jobs.items()]
+    hook_pod = next(pod for pod in job_pods if pod["metadata"]["name"] == "ks-its-hook-pod")
     for account in (doc for doc in docs if doc["kind"] == "ServiceAccount"):
         sandbox.kubectl("apply", "-f", "-", input=json.dumps(account))
-    for pod in (hook_pod, test_pod):
+    for pod in (*job_pods, test_pod):
         result = sandbox.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(pod), check=False)
         assert result.returncode == 0, result.stderr
     # The namespace really enforces: a pod that runs as root is refused.

@@ -28,15 +28,28 @@ def documents() -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(render()) if doc]
 
 
+def test_the_credentials_clusterrole_names_exactly_the_secrets_the_hook_reads(documents: list[dict[str, Any]]) -> None:
+    [role] = [doc for doc in documents
+              if doc["kind"] == "ClusterRole" and doc["metadata"]["name"].endswith("-space-credentials")]
+    [rule] = role["rules"]
+    assert (rule["apiGroups"], rule["resources"]) == ([""], ["secrets"])
+    assert set(rule["resourceNames"]) == set(kubeflex.CREDENTIAL_SECRETS)
+
+
 @pytest.mark.parametrize("component", ["hook", "test"])
-def test_rbac_grants_the_controlplane_api_and_exactly_the_credential_secrets(
+def test_rbac_grants_the_controlplane_api_and_the_credentials_in_each_space_namespace_only(
         documents: list[dict[str, Any]], component: str) -> None:
     role = next(doc for doc in documents if doc["kind"] == "ClusterRole"
-                and doc["metadata"]["labels"]["app.kubernetes.io/component"] == component)
-    rules = {(rule["apiGroups"][0], rule["resources"][0]): rule for rule in role["rules"]}
-    assert set(rules) == {(kubeflex.CP_GROUP, kubeflex.CP_PLURAL), ("", "secrets")}
-    assert set(rules[("", "secrets")]["resourceNames"]) == set(kubeflex.CREDENTIAL_SECRETS)
-    assert set(rules[(kubeflex.CP_GROUP, kubeflex.CP_PLURAL)]["resourceNames"]) == {"its1", "its2", "its3"}
+                and doc["metadata"]["labels"]["app.kubernetes.io/component"] == component
+                and not doc["metadata"]["name"].endswith("-space-credentials"))
+    api = (kubeflex.CP_GROUP, kubeflex.CP_PLURAL)
+    named = [rule for rule in role["rules"] if (rule["apiGroups"][0], rule["resources"][0]) == api and "resourceNames" in rule]
+    assert [set(rule["resourceNames"]) for rule in named] == [{"its1", "its2", "its3"}]
+    assert not [rule for rule in role["rules"] if rule["resources"] == ["secrets"]]
+    bindings = {doc["metadata"]["namespace"] for doc in documents if doc["kind"] == "RoleBinding"
+                and doc["metadata"]["labels"]["app.kubernetes.io/component"] == component
+                and doc["roleRef"]["name"].endswith("-space-credentials")}
+    assert bindings == {kubeflex.system_namespace(name) for name in ("its1", "its2", "its3")}
 
 
 def test_controlplanes_use_the_api_version_the_hook_reads(documents: list[dict[str, Any]]) -> None:
@@ -63,4 +76,4 @@ def test_notes_give_each_type_the_secret_key_kubeflex_writes(sandbox: Sandbox) -
             assert found, block
             assert (found.group(1), found.group(3)) == expected
             assert found.group(2) == kubeflex.system_namespace(name)
-    assert "-l batch.kubernetes.io/job-name=ks-its-hook --prefix --tail=-1" in notes
+    assert "-l 'app.kubernetes.io/instance=ks-its,app.kubernetes.io/component in (preflight,hook)' --prefix --tail=-1" in notes

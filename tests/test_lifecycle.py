@@ -56,15 +56,18 @@ def test_rollback_brings_a_deleted_its_back_to_ready(sandbox: Sandbox) -> None:
 
 
 @pytest.mark.parametrize("helm", ["helm3", "helm4"])
-def test_three_types_then_helm_test_then_uninstall_leaves_only_the_kept_spaces(sandbox: Sandbox, helm: str) -> None:
+def test_three_types_then_helm_test_then_uninstall_leaves_only_the_kept_spaces(
+        sandbox: Sandbox, host_hub: None, helm: str) -> None:
     namespace, release = unique(f"e2e-{helm}"), "ks-its"
     itses = three_types(sandbox, namespace, helm[-1] + "f")
     result = install(sandbox, helm, release, namespace, itses)
     for its in itses:
         assert_ready_its(sandbox, its["name"])
     assert "manages 3 ITS(es)" in result.stdout  # NOTES
-    tested = sandbox.helm(helm, "test", release, "--namespace", namespace, "--timeout", "120s", check=False)
+    # --logs as users run it: Helm 3 asks for a pod's logs by the name of every test hook.
+    tested = sandbox.helm(helm, "test", release, "--namespace", namespace, "--timeout", "120s", "--logs", check=False)
     assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert f"POD LOGS: {release}-test" in tested.stdout and 'msg="ITS ready"' in tested.stdout
     logs = (sandbox.root / "logs" / "pods" / f"{namespace}_{release}-test.log").read_text()
     assert logs.count('msg="ITS ready"') == 3
     # The test's credentials are gone as soon as the test is over; its pod stays for --logs.
@@ -109,13 +112,15 @@ def test_releases_whose_names_differ_past_the_cut_do_not_collide(sandbox: Sandbo
     namespace = unique("longnames")
     base = "platform-team-kubestellar-inventory-spaces"
     for suffix in ("east", "west"):
-        # External ITSes: what is under test is the release's own names, not a space of its own.
-        its = {"name": unique(f"ln-{suffix}"), "type": "external"}
-        sandbox.create_bootstrap_secret(f"{its['name']}-bootstrap", namespace)
+        # What is under test is the releases' own names: one ITS adopts this worker's external cluster,
+        # whose hub exists already; the other (a hub serves one ITS) is a vcluster of its own.
+        its = {"name": unique(f"ln-{suffix}"), "type": "external" if suffix == "east" else "vcluster"}
+        if its["type"] == "external":
+            sandbox.create_bootstrap_secret(f"{its['name']}-bootstrap", namespace)
         result = install(sandbox, "helm3", f"{base}-{suffix}", namespace, [its], check=False)
         assert result.returncode == 0, result.stderr
     jobs = sorted(job.metadata.name for job in client.BatchV1Api(sandbox.api).list_namespaced_job(namespace).items)
-    assert len(jobs) == 2 and jobs[0] != jobs[1]
+    assert len(set(jobs)) == 4, jobs  # each release's namespaces and hook Jobs
     for suffix in ("east", "west"):
         sandbox.helm("helm3", "uninstall", f"{base}-{suffix}", "--namespace", namespace, "--wait")
 
@@ -156,7 +161,7 @@ def notes_commands(notes: str) -> list[str]:
     return commands
 
 
-def test_every_command_notes_prints_runs_as_printed(sandbox: Sandbox, tmp_path: Path) -> None:
+def test_every_command_notes_prints_runs_as_printed(sandbox: Sandbox, host_hub: None, tmp_path: Path) -> None:
     namespace, release = unique("notes"), "ks-its"
     itses = three_types(sandbox, namespace, "nt")
     result = install(sandbox, "helm3", release, namespace, itses)
@@ -169,6 +174,14 @@ def test_every_command_notes_prints_runs_as_printed(sandbox: Sandbox, tmp_path: 
         assert ran.returncode == 0, f"{command}\n{ran.stdout}\n{ran.stderr}"
     listed = sandbox.run("bash", "-c", commands[0]).stdout
     assert all(its["name"] in listed for its in itses) and listed.count("Ready") >= 3
+    logs = sandbox.run("bash", "-c", commands[1]).stdout
+    assert all(f"its={its['name']} step=done" in logs for its in itses), logs  # the hook pods'
+    assert "step=namespaces" in logs  # and the run's first Job's
+    # An ITS removed from the list is kept, but no longer listed as the release's.
+    kept = install(sandbox, "helm3", release, namespace, itses[:2])
+    listed = sandbox.run("bash", "-c", notes_commands(kept.stdout.split("NOTES:", 1)[1])[0]).stdout
+    assert itses[2]["name"] not in listed and all(its["name"] in listed for its in itses[:2]), listed
+    assert sandbox.controlplane(itses[2]["name"]) is not None
     sandbox.helm("helm3", "uninstall", release, "--namespace", namespace, "--wait")
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from tests.harness import CHART, REPORTS, PodUsage, Sandbox, install, run_hook, unique
+from tests.harness import CHART, REPORTS, PodUsage, Sandbox, create_its, install, run_hook, unique
 
 DEFAULTS: dict[str, Any] = yaml.safe_load((CHART / "values.yaml").read_text())
 
@@ -44,7 +44,8 @@ def test_a_hook_pod_killed_for_memory_says_which_itses_it_left_undone_and_what_t
                      "--set", "hook.backoffLimit=0", "--set", "hook.resources.limits.memory=24Mi",
                      "--set", "hook.resources.requests.memory=24Mi", "--timeout", "120s", check=False)
     assert result.returncode != 0
-    pods = sandbox.core.list_namespaced_pod(namespace, label_selector=f"batch.kubernetes.io/job-name={release}-hook")
+    # The run's first pod (the preflight, with the same limit as every hook pod) is the one killed.
+    pods = sandbox.core.list_namespaced_pod(namespace, label_selector=f"batch.kubernetes.io/job-name={release}-preflight")
     (pod,) = pods.items
     terminated = pod.status.container_statuses[0].state.terminated
     assert terminated.reason == "OOMKilled"
@@ -65,16 +66,19 @@ def test_an_unpullable_hook_image_is_named_where_the_readme_says(sandbox: Sandbo
                      "--set", "hook.image.repository=kubestellar/no-such-image", check=False)
     assert result.returncode != 0
     readme = (CHART.parent / "README.md").read_text()
-    helm_error = "failed post-install: 1 error occurred:\n\t* timed out waiting for the condition"
+    # The run's first Job, the preflight, is the first to wait for the image.
+    helm_error = "failed pre-install: 1 error occurred:\n\t* timed out waiting for the condition"
     assert helm_error in result.stderr
-    assert "`Error: failed post-install: ... timed out waiting for the condition` and the hook pods are " \
+    assert "`Error: failed pre-install: ... timed out waiting for the condition` and the hook pods are " \
            "`ErrImagePull` or `ImagePullBackOff`" in readme
-    pods = sandbox.core.list_namespaced_pod(namespace, label_selector=f"batch.kubernetes.io/job-name={release}-hook")
+    selector = f"app.kubernetes.io/instance={release},app.kubernetes.io/component in (preflight,hook)"
+    assert f"kubectl describe pods -n kubeflex-system -l '{selector}'" in readme
+    pods = sandbox.core.list_namespaced_pod(namespace, label_selector=selector)
     waiting = pods.items[0].status.container_statuses[0].state.waiting
     assert waiting.reason in ("ErrImagePull", "ImagePullBackOff")
     image = f"{sandbox.registry}/kubestellar/no-such-image"
     assert image in waiting.message
-    listed = sandbox.kubectl("get", "pods", "-n", namespace, "-l", f"batch.kubernetes.io/job-name={release}-hook").stdout
+    listed = sandbox.kubectl("get", "pods", "-n", namespace, "-l", selector).stdout
     assert waiting.reason in listed
     # The cleanup hook runs the same image: as the README says, uninstall without hooks, then remove the Job.
     sandbox.helm("helm3", "uninstall", release, "--namespace", namespace, "--wait", "--no-hooks")
@@ -114,9 +118,8 @@ def test_the_hook_runs_on_the_bytecode_its_image_ships(sandbox: Sandbox, hook_ru
     """No module is compiled when a pod starts: when the image's bytecode did not match its sources,
     every run compiled the hook's 414 modules again, 0.7 s of CPU; and the runtime's standard library
     had no bytecode (110 modules a run, 0.3 s)."""
-    name = unique("pyc")
-    sandbox.create_controlplane(name, "host")
-    result = run_hook(sandbox, [{"name": name, "type": "host"}], files={"ks-its-hook": BYTECODE_PROBE})
+    its = create_its(sandbox, unique("pyc"), "external")
+    result = run_hook(sandbox, [its], files={"ks-its-hook": BYTECODE_PROBE})
     assert result.returncode == 0, result.stderr
     assert "compiled from source: 0 []" in result.stderr.splitlines(), result.stderr[-2000:]
     # Nor does it import the client's typed API classes (CoreV1Api and the like build some 300 pydantic

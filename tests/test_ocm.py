@@ -24,6 +24,9 @@ from tests.harness import (
 )
 
 CLUSTER = ("cluster.open-cluster-management.io", "v1", "managedclusters")
+# A deadline far above what any run takes, even on a loaded machine: a run that ends well before it
+# did not wait for it.
+DEADLINE = 600
 WORK = ("work.open-cluster-management.io", "v1")
 
 
@@ -34,8 +37,8 @@ def conditions(obj: dict[str, Any]) -> dict[str, str]:
 @pytest.fixture
 def wec(sandbox: Sandbox) -> Iterator[tuple[str, Path]]:
     name = unique("wec")
-    yield name, sandbox.add_wec(name)
-    sandbox.remove_wec(name)
+    yield name, sandbox.add_cluster(name)
+    sandbox.remove_cluster(name)
     # Hubs in spaces go with their space; the hosting cluster's and the external cluster's stay.
     for kubeconfig in (sandbox.kubeconfig, sandbox.external_kubeconfig):
         sandbox.run(str(BIN / "kubectl"), "--kubeconfig", str(kubeconfig), "delete", "managedcluster", name,
@@ -44,15 +47,17 @@ def wec(sandbox: Sandbox) -> Iterator[tuple[str, Path]]:
 
 @pytest.mark.parametrize("its_type", ["vcluster", "host", "external"])
 def test_a_wec_joins_each_type_of_its_and_carries_work_both_ways(
-        sandbox: Sandbox, wec: tuple[str, Path], its_type: str) -> None:
+        sandbox: Sandbox, wec: tuple[str, Path], its_type: str, request: pytest.FixtureRequest) -> None:
+    if its_type == "host":
+        request.getfixturevalue("host_hub")
     wec_name, wec_kubeconfig = wec
     namespace, name = unique("ocm"), unique(f"ocm-{its_type[:4]}")
     its: dict[str, Any] = {"name": name, "type": its_type}
     if its_type == "external":
         sandbox.create_bootstrap_secret(f"{name}-bootstrap", namespace)
-    # The hosting and the external cluster are each one space shared by every test running at the same
-    # time, all with the chart's default add-on settings: only a space of this test's own shows that
-    # other settings reach the add-on's controller.
+    # The hosting cluster and this worker's external cluster are each one space that other tests use too,
+    # all with the chart's default add-on settings: only a space of this test's own shows that other
+    # settings reach the add-on's controller.
     settings = {"verbosity": 4, "hub_qps": 7} if its_type == "vcluster" else {"verbosity": 2, "hub_qps": 5}
     install(sandbox, "helm3", "ks-its", namespace, [its],
             "--set", f"statusAddon.controller.verbosity={settings['verbosity']}",
@@ -116,20 +121,43 @@ def test_install_clusteradm_false_serves_with_a_hub_someone_installed_first(
     assert_ready_its(sandbox, its["name"])
 
 
-def test_a_hub_whose_images_cannot_be_pulled_fails_at_the_deadline_naming_the_image(
+def test_a_hub_whose_images_its_registry_does_not_have_fails_at_once_naming_image_and_value(
         sandbox: Sandbox, hook_runner: str) -> None:
+    """The registry answers that it has no such image: no wait can mend that, the line says which
+    value to change."""
     its = create_its(sandbox, unique("no-images"), "vcluster")
     wrong = f"{sandbox.registry}/not-open-cluster-management"
-    # Room for the space and clusteradm init on a loaded machine: the failure must be the images.
-    deadline = 150
-    result = run_hook(sandbox, [its], deadline=deadline, ocm_registry=wrong)
+    result = run_hook(sandbox, [its], deadline=DEADLINE, ocm_registry=wrong)
+    assert result.returncode == 3, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    image = f"{wrong}/registration-operator:v0.13.1"
+    assert re.fullmatch(rf"ITS {its['name']}: step ocm-hub failed: Deployment cluster-manager not available: "
+                        rf"(ErrImagePull|ImagePullBackOff) \(image {re.escape(image)}\): its registry has no image "
+                        rf"{re.escape(image)}; ocm\.imageRegistry must name a registry that holds OCM's images at the "
+                        r"tag of ocm\.bundleVersion", last), last
+    assert "timed out" not in result.stderr
+    cp = sandbox.controlplane(its["name"]) or {}
+    assert "kflex.kubestellar.io/cptype" not in (cp["metadata"].get("labels") or {})
+    assert cp["metadata"]["annotations"]["its.kubestellar.io/status"].startswith("Failed: ocm-hub: Deployment")
+
+
+def test_a_hub_whose_registry_does_not_answer_says_so_while_it_waits(sandbox: Sandbox, hook_runner: str) -> None:
+    """A registry that may come back (refused connections) is waited for, to the deadline; meanwhile
+    every progress line says what the pods say."""
+    its = create_its(sandbox, unique("no-registry"), "vcluster")
+    unreachable = f"{sandbox.state['node_ip']}:1/open-cluster-management"  # nothing listens on port 1
+    deadline = 150  # room for the space and clusteradm init on a loaded machine: the failure must be the pulls
+    result = run_hook(sandbox, [its], deadline=deadline, ocm_registry=unreachable)
     assert result.returncode == 1, result.stderr
+    image = f"{unreachable}/registration-operator:v0.13.1"
+    told = [line for line in result.stderr.splitlines()
+            if 'msg="waiting for the ClusterManager to be applied and running"' in line and image in line]
+    assert told and re.search(r'why="Deployment cluster-manager not available: (ErrImagePull|ImagePullBackOff) '
+                              rf'\(image {re.escape(image)}\)"', told[0]), result.stderr
+    waited_when_told = float(re.search(r"waited_s=(\S+)", told[0]).group(1))  # type: ignore[union-attr]
     last = result.stderr.strip().splitlines()[-1]
     failed = re.fullmatch(rf"ITS {its['name']}: step ocm-hub failed: timed out after (\d+)s waiting for the OCM hub: "
                           rf"Deployment cluster-manager not available: (ErrImagePull|ImagePullBackOff) "
-                          rf"\(image {re.escape(wrong)}/registration-operator:v0\.13\.1\)", last)
+                          rf"\(image {re.escape(image)}\)", last)
     assert failed, last
-    assert int(failed.group(1)) >= deadline
-    cp = sandbox.controlplane(its["name"]) or {}
-    assert "kflex.kubestellar.io/cptype" not in (cp["metadata"].get("labels") or {})
-    assert cp["metadata"]["annotations"]["its.kubestellar.io/status"].startswith("Failed: ocm-hub: timed out")
+    assert int(failed.group(1)) >= deadline > waited_when_told

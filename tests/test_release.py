@@ -53,11 +53,12 @@ def test_a_release_installs_from_its_registry_with_the_released_hook_image(sandb
 
     # No hook image value: the released chart names the released image. OCM's images and the status
     # add-on's chart still come from the sandbox's registry, as on any air-gapped site.
-    namespace, name = unique("rel"), unique("rel-host")
+    namespace, name = unique("rel"), unique("rel-ext")
+    sandbox.create_bootstrap_secret(f"{name}-bootstrap", namespace)
     sandbox.helm("helm3", "upgrade", "--install", "ks-its", f"oci://{registry}/charts/kubestellar-its",
                  "--version", CHART_VERSION, "--ca-file", ca, "--namespace", namespace, "--create-namespace",
                  "--wait", "--timeout", "300s", *sandbox.image_values(hook_image=False),
-                 "--set-json", f'ITSes=[{{"name":"{name}","type":"host"}}]')
+                 "--set-json", f'ITSes=[{{"name":"{name}","type":"external"}}]')
     assert_ready_its(sandbox, name)
     pods = sandbox.core.list_namespaced_pod(namespace, label_selector="batch.kubernetes.io/job-name=ks-its-hook").items
     assert {pod.spec.containers[0].image for pod in pods} == {f"{registry}/kubestellar/ks-its-hooks:{APP_VERSION}"}

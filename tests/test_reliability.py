@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import re
@@ -22,7 +23,9 @@ from tests.harness import (
     Sandbox,
     assert_ready_its,
     create_its,
+    hook_user,
     install,
+    mutating,
     run_hook,
     unique,
     wait_until,
@@ -42,6 +45,7 @@ DEADLINE = 600
     ([{"name": "a" * 57}], "at '/ITSes/0/name': maxLength: got 57, want 56"),
     ([{"name": "Its1"}], "at '/ITSes/0/name': 'Its1' does not match pattern"),
     ([{"name": "x1"}, {"name": "x1"}], 'ITSes[1].name: "x1" is already the name of ITSes[0]'),
+    ([{"name": "kube"}], 'ITSes[0].name: "kube" would make kube-system the space\'s namespace'),
 ])
 def test_bad_values_are_rejected_before_anything_reaches_the_cluster(
         sandbox: Sandbox, itses: list[dict[str, Any]], message: str) -> None:
@@ -64,6 +68,36 @@ def test_a_name_at_the_length_limit_is_accepted_by_the_api_server(sandbox: Sandb
     controlplane = next(doc for doc in yaml.safe_load_all(rendered) if doc and doc["kind"] == "ControlPlane")
     sandbox.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(controlplane))
     sandbox.kubectl("create", "namespace", f"{name}-system", "--dry-run=server")
+
+
+@pytest.mark.parametrize("helm", ["helm3", "helm4"])
+def test_an_its_whose_namespace_exists_is_refused_before_anything_is_applied(sandbox: Sandbox, helm: str) -> None:
+    """KubeFlex takes an existing namespace as the space's as it is: an ITS whose `<name>-system`
+    someone else made must never become a ControlPlane."""
+    namespace, name = unique("taken"), unique("tk")
+    sandbox.kubectl("create", "namespace", f"{name}-system")
+    sandbox.kubectl("create", "configmap", "theirs", "-n", f"{name}-system", "--from-literal=k=v")
+    time.sleep(1.1)  # audit timestamps have one-second resolution
+    since = time.time()
+    result = install(sandbox, helm, "ks-its", namespace, [{"name": name}], check=False)
+    assert result.returncode != 0
+    assert "failed pre-install" in result.stderr and "ks-its-preflight" in result.stderr, result.stderr
+    assert sandbox.controlplane(name) is None
+    [pod] = sandbox.core.list_namespaced_pod(namespace, label_selector="batch.kubernetes.io/job-name=ks-its-preflight").items
+    assert pod.status.container_statuses[0].state.terminated.message == (
+        f"ITS {name}: step preflight failed: namespace {name}-system already exists and is not KubeFlex's: KubeFlex "
+        f"would take it as the space's namespace of ControlPlane {name} as it is; give the ITS another name\n")
+    # Nothing of the release's was applied, and the namespace and what it holds are untouched.
+    def touched(event: dict[str, Any]) -> bool:
+        """A write there by anyone but the controllers that fill every new namespace (its ServiceAccount)."""
+        ref = event.get("objectRef", {})
+        return not event.get("userAgent", "").startswith("kube-controller-manager/") and (
+            ref.get("namespace") == f"{name}-system" or ref.get("name") == name
+            or (ref.get("namespace") == namespace and ref.get("resource") == "configmaps"))
+    assert mutating([e for e in sandbox.audit(since) if touched(e)]) == []
+    assert sandbox.core.read_namespaced_config_map("theirs", f"{name}-system").data == {"k": "v"}
+    sandbox.helm(helm, "uninstall", "ks-its", "--namespace", namespace, "--wait", check=False)
+    sandbox.kubectl("delete", "namespace", f"{name}-system", "--wait=false")
 
 
 @pytest.mark.parametrize(("secret_data", "expected"), [
@@ -119,6 +153,55 @@ def test_unreachable_external_server_fails_at_the_deadline_with_kubeflex_reason(
     sandbox.delete_controlplane(name)
 
 
+# --- timing ---------------------------------------------------------------------------------
+
+def test_a_run_that_fails_at_its_deadline_reaches_helm_before_helm_gives_up(sandbox: Sandbox) -> None:
+    """The README's command shape with a short deadline and the --timeout its rule gives (the
+    deadline plus 2 minutes): Helm reports the hook Job's failure, whose pod holds the line naming the
+    ITS, the step and the cause, and the Job does not run the hook again after its deadline."""
+    namespace, release, stuck = unique("timing"), "ks-its", unique("tm")
+    sandbox.set_faults(stuck, never_ready=True)
+    try:
+        started = time.monotonic()
+        result = install(sandbox, "helm3", release, namespace, [{"name": stuck}], "--timeout", "150s",
+                         "--set", "its.readinessTimeoutSeconds=30", check=False)
+        took = time.monotonic() - started
+        assert result.returncode != 0
+        assert f"job {release}-hook failed: PodFailurePolicy" in result.stderr, result.stderr
+        assert "timed out waiting for the condition" not in result.stderr, result.stderr
+        assert took < 150, took
+        pods = sandbox.core.list_namespaced_pod(namespace, label_selector=f"batch.kubernetes.io/job-name={release}-hook").items
+        assert len(pods) == 1, "a hook that failed at its deadline was run again"
+        message = pods[0].status.container_statuses[0].state.terminated.message
+        waited = re.fullmatch(rf"ITS {stuck}: step space failed: timed out after (\d+)s waiting for ControlPlane "
+                              rf"{stuck} Ready: .*\n", message)
+        assert waited and int(waited.group(1)) >= 30, message
+    finally:
+        sandbox.clear_faults(stuck)
+    sandbox.helm("helm3", "uninstall", release, "--namespace", namespace, "--wait")
+
+
+def test_a_deleted_hook_pod_is_replaced_without_using_up_a_retry(sandbox: Sandbox) -> None:
+    namespace, release, name = unique("podgone"), "ks-its", unique("pg")
+
+    def running_hook_pod() -> str | None:
+        pods = sandbox.core.list_namespaced_pod(namespace, label_selector=f"batch.kubernetes.io/job-name={release}-hook").items
+        return next((pod.metadata.name for pod in pods if pod.status.phase == "Running"), None)
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        # No retry at all: a deletion counted as a failure would fail the install.
+        installing = pool.submit(install, sandbox, "helm3", release, namespace, [{"name": name}],
+                                 "--set", "hook.backoffLimit=0")
+        pod = wait_until("a running hook pod", running_hook_pod, interval=0.2)
+        sandbox.core.delete_namespaced_pod(pod, namespace)  # as kubectl delete pod or a drain does: SIGTERM
+        result = installing.result()
+    assert result.returncode == 0, result.stderr
+    job = client.BatchV1Api(sandbox.api).read_namespaced_job(f"{release}-hook", namespace)
+    assert (job.status.failed or 0, job.status.succeeded) == (0, 1)
+    assert_ready_its(sandbox, name)
+    sandbox.helm("helm3", "uninstall", release, "--namespace", namespace, "--wait")
+
+
 # --- faults ---------------------------------------------------------------------------------
 
 def space_apiserver_pid(name: str) -> int:
@@ -132,8 +215,8 @@ def test_space_api_server_killed_while_the_hook_waits(sandbox: Sandbox, hook_run
     name = unique("kill-space")
     its = create_its(sandbox, name, "vcluster")
     hook = HookPod(sandbox, [its], deadline=300)
-    hook.read_until('msg="running clusteradm init"')
-    time.sleep(3)  # clusteradm has applied; the hook now waits for the hub to serve
+    # clusteradm has applied the hub, and the hook waits for it to serve.
+    hook.read_until('msg="waiting for the ClusterManager to be applied and running"')
     os.kill(space_apiserver_pid(name), signal.SIGKILL)
     result = hook.wait()
     assert result.returncode == 0, result.stderr
@@ -260,6 +343,58 @@ def test_clusteradm_failing_always_fails_clearly_and_changes_nothing_else(
     assert cp["metadata"]["annotations"]["its.kubestellar.io/status"].startswith("Failed: ocm-hub: clusteradm init")
 
 
+# --- one hub, one ITS -----------------------------------------------------------------------
+
+def hub_owner(sandbox: Sandbox, its: str) -> str:
+    cm = client.CustomObjectsApi(sandbox.space_api(its)).get_cluster_custom_object(
+        "operator.open-cluster-management.io", "v1", "clustermanagers", "cluster-manager")
+    return str(cm["metadata"]["annotations"]["its.kubestellar.io/its"])
+
+
+def test_a_hub_serves_one_its_and_refuses_a_second_naming_the_first(
+        sandbox: Sandbox, hook_runner: str, host_hub: None, tmp_path: Path) -> None:
+    first, second = unique("hub-a"), unique("hub-b")
+    sandbox.create_controlplane(first, "host")
+    done = run_hook(sandbox, [{"name": first, "type": "host"}])
+    assert done.returncode == 0, done.stderr
+    assert hub_owner(sandbox, first) == first
+    shared = (f"the space is already the hub of ITS {first} (ControlPlane {first}): two ITSes on one hub would share "
+              "one inventory; give ITS {its} a space of its own")
+    # Another ITS of type host (another release's or another name's) ...
+    sandbox.create_controlplane(second, "host")
+    refused = run_hook(sandbox, [{"name": second, "type": "host"}], deadline=DEADLINE)
+    assert refused.returncode == 3, refused.stderr
+    assert refused.stderr.strip().splitlines()[-1] == f"ITS {second}: step ocm-hub failed: " + shared.format(its=second)
+    # ... or an external ITS that adopts the hosting cluster is one hub too.
+    adopter = unique("hub-ext")
+    config = yaml.safe_load(sandbox.kubeconfig.read_text())
+    port = sandbox.state["hosting"].rsplit(":", 1)[1]
+    config["clusters"][0]["cluster"]["server"] = f"https://{sandbox.state['node_ip']}:{port}"
+    (tmp_path / "hosting.kubeconfig").write_text(yaml.safe_dump(config))
+    sandbox.kubectl("create", "secret", "generic", f"{adopter}-bootstrap", "-n", "default",
+                    f"--from-file=kubeconfig-incluster={tmp_path / 'hosting.kubeconfig'}")
+    sandbox.create_controlplane(adopter, "external", {"name": f"{adopter}-bootstrap", "namespace": "default",
+                                                      "inClusterKey": "kubeconfig-incluster"})
+    try:
+        refused = run_hook(sandbox, [{"name": adopter, "type": "external"}], deadline=DEADLINE)
+        assert refused.returncode == 3, refused.stderr
+        assert refused.stderr.strip().splitlines()[-1] == f"ITS {adopter}: step ocm-hub failed: " + shared.format(its=adopter)
+    finally:
+        sandbox.delete_controlplane(adopter)
+        # What KubeFlex makes in a cluster it adopts, and never removes.
+        sandbox.kubectl("delete", "clusterrolebinding", "kubeflex", "--ignore-not-found")
+        sandbox.kubectl("delete", "serviceaccount", "kubeflex", "-n", "kube-system", "--ignore-not-found")
+    assert hub_owner(sandbox, first) == first
+    # Once the first ITS's ControlPlane is gone, the hub is free for the second.
+    sandbox.delete_controlplane(first)
+    wait_until(f"ControlPlane {first} deleted", lambda: sandbox.controlplane(first) is None)
+    taken = run_hook(sandbox, [{"name": second, "type": "host"}])
+    assert taken.returncode == 0, taken.stderr
+    assert f'msg="recorded this ITS as the hub\'s owner" replaced={first}' in taken.stderr
+    assert hub_owner(sandbox, second) == second
+    assert_ready_its(sandbox, second)
+
+
 # --- upgrades -------------------------------------------------------------------------------
 
 def test_changing_an_its_type_is_rejected_and_nothing_is_lost(sandbox: Sandbox) -> None:
@@ -277,12 +412,54 @@ def test_changing_an_its_type_is_rejected_and_nothing_is_lost(sandbox: Sandbox) 
 
 # --- privileges -----------------------------------------------------------------------------
 
-def apply_rbac_only(sandbox: Sandbox, namespace: str, itses: list[dict[str, Any]]) -> None:
+def test_the_hook_holds_credentials_only_while_it_runs_and_only_its_release_s(sandbox: Sandbox) -> None:
+    """`kubectl auth can-i` for the hook's ServiceAccount before, during and after an install: between
+    runs nobody who may create pods in the release namespace finds a token that reads a space's
+    credentials (a host ITS's is cluster-admin); during one, only this release's ITSes' credentials."""
+    namespace, release, mine = unique("creds"), "ks-its", unique("cr")
+    other = create_its(sandbox, unique("cr-other"), "vcluster")  # another release's ITS
+    wait_until(f"namespace {other['name']}-system", lambda: sandbox.core.read_namespace(f"{other['name']}-system"))
+    user = hook_user(namespace, release)
+
+    def reads_credentials(its: str) -> bool:
+        return sandbox.kubectl("auth", "can-i", "get", "secret/vc-vcluster", "-n", f"{its}-system", f"--as={user}",
+                               check=False).stdout.strip() == "yes"
+
+    def account() -> bool:
+        return sandbox.kubectl("get", "serviceaccount", f"{release}-hook", "-n", namespace, check=False).returncode == 0
+
+    assert not account() and not reads_credentials(mine) and not reads_credentials(other["name"])
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        installing = pool.submit(install, sandbox, "helm3", release, namespace, [{"name": mine}])
+        # The hook Job (weight 0) comes after the RoleBindings to the credentials (weight -10).
+        wait_until("the hook Job", lambda: sandbox.kubectl("get", "job", f"{release}-hook", "-n", namespace,
+                                                           check=False).returncode == 0, interval=0.2)
+        during = (account(), reads_credentials(mine), reads_credentials(other["name"]))
+        assert not installing.done(), "the install ended before its hook could be observed"
+        installing.result()
+    assert during == (True, True, False)
+    assert_ready_its(sandbox, mine)
+    assert not account() and not reads_credentials(mine)
+    gone = (("rolebinding", f"{release}-hook", ["-n", f"{mine}-system"]),
+            ("rolebinding", f"{release}-hook", ["-n", namespace]),
+            ("clusterrolebinding", f"{release}-{namespace}-hook", []))
+    for kind, name, where in gone:
+        found = sandbox.kubectl("get", kind, name, *where, check=False)
+        assert found.returncode != 0 and "NotFound" in found.stderr, (kind, name, where)
+    sandbox.helm("helm3", "uninstall", release, "--namespace", namespace, "--wait")
+
+
+def apply_hook_rbac(sandbox: Sandbox, namespace: str, itses: list[dict[str, Any]]) -> None:
+    """The hook's ServiceAccount and RBAC as the install hooks make them (their namespaces first, as
+    KubeFlex and the namespaces Job see to)."""
     rendered = sandbox.helm("helm3", "template", "ks-its", str(CHART), "-n", namespace,
                             "--set-json", f"ITSes={json.dumps(itses)}").stdout
     kinds = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
     items = [doc for doc in yaml.safe_load_all(rendered) if doc and doc["kind"] in kinds
-             and "helm.sh/hook" not in (doc["metadata"].get("annotations") or {})]
+             and (doc["metadata"].get("annotations") or {}).get("argocd.argoproj.io/hook") in ("PostSync", None)
+             and doc["metadata"]["labels"]["app.kubernetes.io/component"] == "hook"]
+    for its in itses:
+        sandbox.kubectl("create", "namespace", f"{its['name']}-system", check=False)
     sandbox.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
 
 
@@ -291,7 +468,7 @@ def test_hook_service_account_can_do_exactly_what_it_needs(sandbox: Sandbox, tmp
     sandbox.kubectl("create", "namespace", namespace)
     sandbox.kubectl("create", "secret", "generic", f"{mine}-bootstrap", "-n", namespace, "--from-literal=k=v")
     sandbox.kubectl("create", "secret", "generic", "unrelated", "-n", namespace, "--from-literal=k=v")
-    apply_rbac_only(sandbox, namespace, [{"name": mine, "type": "external"}])
+    apply_hook_rbac(sandbox, namespace, [{"name": mine, "type": "external"}])
     user = f"system:serviceaccount:{namespace}:ks-its-hook"
 
     def can(*args: str) -> bool:
@@ -301,11 +478,18 @@ def test_hook_service_account_can_do_exactly_what_it_needs(sandbox: Sandbox, tmp
     assert can("patch", f"controlplanes.tenancy.kflex.kubestellar.org/{mine}")
     assert can("get", "secret/admin-kubeconfig", "-n", f"{mine}-system")
     assert can("get", f"secret/{mine}-bootstrap", "-n", namespace)
+    assert can("get", f"namespace/{mine}-system") and can("get", "namespace/kube-system")
+    # Any ControlPlane may be read (whether a hub's recorded owner lives), only the release's written.
+    assert can("get", f"controlplanes.tenancy.kflex.kubestellar.org/{other}")
+    assert not can("patch", f"controlplanes.tenancy.kflex.kubestellar.org/{other}")
     assert not can("delete", f"controlplanes.tenancy.kflex.kubestellar.org/{mine}")
-    assert not can("get", f"controlplanes.tenancy.kflex.kubestellar.org/{other}")
     assert not can("create", "controlplanes.tenancy.kflex.kubestellar.org")
     assert not can("get", "secret/unrelated", "-n", namespace)
     assert not can("list", "secrets", "-n", "kube-system")
+    # Space credentials of this release's ITSes only: not another ITS's, not the Secret of that name elsewhere.
+    assert not can("get", "secret/admin-kubeconfig", "-n", f"{other}-system")
+    assert not can("get", "secret/vc-vcluster", "-n", "kube-system")
+    assert not can("get", f"namespace/{other}-system")
     assert not can("create", "pods", "-n", namespace)
     assert not can("create", "namespaces")
     assert not can("update", "secret/admin-kubeconfig", "-n", f"{mine}-system")
@@ -317,3 +501,4 @@ def test_hook_service_account_can_do_exactly_what_it_needs(sandbox: Sandbox, tmp
     assert result.stderr.strip().splitlines()[-1] == f"ITS {other}: step space failed: API error 403 Forbidden"
     assert time.monotonic() - started < DEADLINE / 2, "a permanent error must not wait for the deadline"
     sandbox.delete_controlplane(other)
+    sandbox.kubectl("delete", "namespace", f"{mine}-system", "--wait=false")

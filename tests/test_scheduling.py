@@ -78,3 +78,15 @@ def test_the_longest_test_goes_first_and_the_argocd_module_to_one_worker(tmp_pat
     assert first_on_its_worker(ordered, 1.6)
     for order in (unrecorded, ordered):
         assert len({worker for worker, module, _ in order if module == "test_argocd"}) == 1
+
+
+def test_the_tests_that_use_the_host_hub_are_one_scope_and_no_others() -> None:
+    from tests.scheduling import HOST_HUB_SCOPE, LongestFirst, uses_host_hub
+
+    scope = LongestFirst._split_scope
+    join = "tests/test_ocm.py::test_a_wec_joins_each_type_of_its_and_carries_work_both_ways"
+    e2e = "tests/test_lifecycle.py::test_three_types_then_helm_test_then_uninstall_leaves_only_the_kept_spaces"
+    for nodeid in ("tests/test_argocd.py::test_x", f"{join}[host]", f"{e2e}[helm3]", f"{e2e}[helm4]"):
+        assert uses_host_hub(nodeid) and scope(None, nodeid) == HOST_HUB_SCOPE  # type: ignore[arg-type]
+    for nodeid in (f"{join}[vcluster]", "tests/test_argocd_extra.py::test_x", "tests/test_lifecycle.py::test_rollback"):
+        assert not uses_host_hub(nodeid) and scope(None, nodeid) == nodeid  # type: ignore[arg-type]

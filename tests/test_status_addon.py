@@ -23,7 +23,7 @@ from tests.harness import (
 def test_install_status_addon_false_skips_it_and_a_chart_that_does_not_exist_fails_at_once(
         sandbox: Sandbox, hook_runner: str) -> None:
     skipped = {**create_its(sandbox, unique("sa-skip"), "vcluster"), "install_status_addon": False}
-    wanted = create_its(sandbox, unique("sa-nochart"), "host")
+    wanted = create_its(sandbox, unique("sa-nochart"), "external")
     missing = sandbox.status_addon_config(version="v9.9.9")
     result = run_hook(sandbox, [skipped, wanted], deadline=300, status_addon=missing)
     assert result.returncode == 3, result.stderr  # the only failure is permanent

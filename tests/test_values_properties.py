@@ -20,7 +20,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.harness import CHART, REPORTS, Sandbox, unique
+from tests.harness import CHART, REPORTS, Sandbox, dry_run_apply, unique
 
 pytestmark = pytest.mark.reliability
 
@@ -181,6 +181,12 @@ def duplicate_name(draw: st.DrawFn, itses: list[Any], i: int) -> tuple[Any, list
     return itses, [f"ITSes[{second}].name"]
 
 
+@fault("taken-namespace", 1)
+def taken_namespace(draw: st.DrawFn, itses: list[Any], i: int) -> tuple[Any, list[str]]:
+    itses[i]["name"] = draw(st.sampled_from(["kube", "kubeflex", "istio", "calico", "gatekeeper", "cert-manager", "capi"]))
+    return itses, [f"ITSes[{i}].name", f"{itses[i]['name']}-system"]
+
+
 @fault("two-hosts", 2)
 def two_hosts(draw: st.DrawFn, itses: list[Any], i: int) -> tuple[Any, list[str]]:
     j = draw(st.integers(0, len(itses) - 1).filter(lambda j: j != i))
@@ -251,7 +257,7 @@ def test_accepted_values_reach_the_server_and_rejected_values_name_the_field(
                 for its in case.itses:
                     if "namespace" in its.get("bootstrapSecret", {}):
                         sandbox.kubectl("create", "namespace", its["bootstrapSecret"]["namespace"], check=False)
-                applied = sandbox.kubectl("apply", "--dry-run=server", "-f", "-", input=result.stdout, check=False)
+                applied = dry_run_apply(sandbox, docs, dry_run_namespace)
                 assert applied.returncode == 0, applied.stderr
                 assert applied.stdout.count("(server dry run)") == len(docs)
             return

@@ -24,13 +24,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client
-
 from . import ports
 from .argocd import ArgoCD
 from .certs import CertificateAuthority
+from .clusters import Clusters
 from .host import KUBERNETES_SERVICE_IP, NODE_IP, SERVICE_CIDR, UNIFIED, Host
-from .kube import api_client, front_service
+from .kube import api_client
 from .kubeflex import FAULTS_NAME, FAULTS_NAMESPACE, KubeFlex
 from .node import LogKeeper, Node, Registry
 from .relay import Relays
@@ -40,16 +39,13 @@ from .servers import (
     ControllerManager,
     Etcd,
     StartError,
-    free_port,
-    kubeconfig,
     module_dir,
     pid_alive,
     pinned,
     tool,
     yaml_value,
 )
-from .virtual import APISERVER_ARGS, VirtualCluster
-from .wecs import Wecs
+from .virtual import VirtualCluster
 
 DEFAULT_DIR = REPO / ".cache" / "sandbox"
 IMAGES = REPO / ".cache" / "images"
@@ -61,7 +57,6 @@ STATUS_ADDON_CHART = REPO / "tests" / "charts" / "ocm-status-addon-chart"
 CHARTS_REPOSITORY = "kubestellar"
 CLUSTER_DNS = Path(__file__).parent / "cluster-dns.yaml"
 HOOK_IMAGE = f"kubestellar/ks-its-hooks:{yaml_value(REPO / 'chart' / 'Chart.yaml', 'appVersion')}"
-EXTERNAL_NAMESPACE = "sandbox-external"
 HOSTING_NAMES = ("kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local")
 # The hosting cluster runs what a real one does for the chart and the node: Jobs, Deployments,
 # EndpointSlices, namespaces, garbage collection, ServiceAccounts, aggregated ClusterRoles.
@@ -101,7 +96,7 @@ class Sandbox:
         self.kcm = ControllerManager(self.hosting, HOSTING_CONTROLLERS, extra_args=(
             f"--cluster-signing-cert-file={self.hosting.dir / 'ca.crt'}",
             f"--cluster-signing-key-file={self.hosting.dir / 'ca.key'}"))
-        self.external: ApiServer | None = None
+        self.clusters: Clusters | None = None
         self.registry = Registry(root, CertificateAuthority("sandbox-registry"), REGISTRY_STORAGE)
         self.node: Node | None = None
         self.kubeflex: KubeFlex | None = None
@@ -163,14 +158,14 @@ class Sandbox:
                          pause_image=f"{self.registry.address}/pause:{pinned('PAUSE_VERSION')}")
         self.node.start()
         self._thread("log-keeper", LogKeeper(self.node, self.api, HOOK_IMAGE).run)
-        self._external()
         self.kubeflex = KubeFlex(self.hosting, self.etcd, self._on_space, self.log)
         self._thread("kubeflex", self.kubeflex.run)
-        self._thread("wecs", Wecs(self.root, self.etcd, self.api, self.relays, self.log).run)
+        self.clusters = Clusters(self.root, self.etcd, self.api, self.relays, self.log)
+        self._thread("clusters", self.clusters.run)
         self.argocd = ArgoCD(self.root, self.hosting, self.api, self.registry, self.relays, self.log)
         self._thread("argocd", self.argocd.run)
         self._write_access()
-        state = {"pid": os.getpid(), "hosting": self.hosting.url, "external": self.external.url,
+        state = {"pid": os.getpid(), "hosting": self.hosting.url,
                  "etcd": self.etcd.url, "registry": self.registry.address, "registry_ca": str(self.registry.ca_file),
                  # Pods reach the registry at the node's address.
                  "status_addon_chart": f"oci://{NODE_IP}:{self.registry.port}/{CHARTS_REPOSITORY}/"
@@ -181,37 +176,18 @@ class Sandbox:
         (self.root / "state.json").write_text(json.dumps(state, indent=2))
         self.log(f"sandbox: up in {state['started_s']}s: hosting {self.hosting.url}, registry {self.registry.address}")
 
-    def _external(self) -> None:
-        """An existing cluster to adopt: an API server with no node, its pods on the hosting node."""
-        core = client.CoreV1Api(self.api)
-        core.create_namespace({"metadata": {"name": EXTERNAL_NAMESPACE}})
-        port = free_port()
-        service_ip = front_service(self.api, EXTERNAL_NAMESPACE, "apiserver", port)
-        self.external = ApiServer("external", self.root, self.etcd, port=port, extra_args=APISERVER_ARGS,
-                                  hosts=("apiserver", f"apiserver.{EXTERNAL_NAMESPACE}",
-                                         f"apiserver.{EXTERNAL_NAMESPACE}.svc", service_ip))
-        self.external.start()
-        self.relays.add(port)
-        VirtualCluster(self.external, self.api, EXTERNAL_NAMESPACE, "external", service_ip, self.log).start()
-
     def _write_access(self) -> None:
-        """Kubeconfigs for the machine (127.0.0.1, through the relays) and, for the external cluster,
-        one valid inside the hosting cluster (the node's address), as a bootstrap Secret needs."""
-        assert self.external is not None and self.external.admin is not None
-        files = {"kubeconfig": self.hosting.admin_kubeconfig(), "external.kubeconfig": self.external.admin_kubeconfig(),
-                 "external-incluster.kubeconfig": kubeconfig(f"https://{NODE_IP}:{self.external.port}",
-                                                             self.external.ca.cert_pem, "external",
-                                                             client=self.external.admin)}
-        for name, text in files.items():
-            (self.root / name).write_text(text)
-            (self.root / name).chmod(0o600)
+        """The admin kubeconfig for the machine (127.0.0.1, through the relays)."""
+        path = self.root / "kubeconfig"
+        path.write_text(self.hosting.admin_kubeconfig())
+        path.chmod(0o600)
 
     def stop(self) -> None:
         """Every part at once (one after the other, their grace periods added up to most of a test
         run's teardown), then etcd, which they all write to."""
         self.stop_event.set()
         spaces = list(self.kubeflex.spaces.values()) if self.kubeflex else []
-        parts = [part for part in (self.argocd, self.node, self.relays, self.kcm, self.external, self.hosting,
+        parts = [part for part in (self.argocd, self.node, self.relays, self.kcm, self.clusters, self.hosting,
                                    self.registry, *spaces) if part is not None]
         with ThreadPoolExecutor(max_workers=len(parts)) as pool:
             list(pool.map(lambda part: part.stop(), parts))
