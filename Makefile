@@ -40,9 +40,10 @@ sandbox-up: images venv ## Start the sandbox (admin kubeconfig: .cache/sandbox/k
 sandbox-down: venv ## Stop the sandbox and remove its files
 	@$(PY) -m tests.sandbox down --dir $(SANDBOX)
 
-lint: tools venv ## ruff, mypy --strict, helm lint --strict (helm 3, 4), ct lint, actionlint, helm-tool lint, versions agree, docs fresh
+lint: tools venv ## ruff (check, format), mypy --strict, helm lint --strict (helm 3, 4), ct lint, actionlint, helm-tool lint, versions agree, docs fresh
 	@$(VENV)/bin/ruff check hooks tests ci bench
-	@$(VENV)/bin/mypy --config-file hooks/pyproject.toml hooks/src
+	@$(VENV)/bin/ruff format --check --quiet hooks tests ci bench || { echo "ruff format: run $(VENV)/bin/ruff format hooks tests ci bench"; exit 1; }
+	@$(VENV)/bin/mypy --config-file hooks/pyproject.toml hooks/src tests bench ci
 	@for helm in helm3 helm4; do for values in chart/ci/*-values.yaml; do \
 		$(HELM_ENV) $$helm lint --strict chart -f $$values >/dev/null \
 		  || { echo "helm lint: $$helm $$values failed:"; $(HELM_ENV) $$helm lint --strict chart -f $$values; exit 1; }; \

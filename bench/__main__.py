@@ -40,7 +40,7 @@ def recorded_seconds(path: Path) -> float | None:
 
 def machine() -> dict[str, Any]:
     meminfo = Path("/proc/meminfo").read_text()
-    mem_kb = int(re.search(r"MemTotal:\s+(\d+)", meminfo).group(1))  # type: ignore[union-attr]
+    mem_kb = int(re.findall(r"MemTotal:\s+(\d+)", meminfo)[0])
     cpuinfo = Path("/proc/cpuinfo").read_text()
     model = re.search(r"model name\s*:\s*(.+)", cpuinfo)
     versions = dict(line.split("=", 1) for line in (REPO / "ci" / "versions.env").read_text().splitlines()
@@ -110,7 +110,7 @@ def markdown(results: dict[str, Any]) -> str:
 def its_capacity(hubs: dict[str, Any]) -> int:
     """ITSes that fit in this machine's memory beside the sandbox, at the measured cost of one."""
     per_its = hubs[list(hubs)[-1]]["memory_per_its"]["total_mb"]
-    available_kb = int(re.search(r"MemAvailable:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))  # type: ignore[union-attr]
+    available_kb = int(re.findall(r"MemAvailable:\s+(\d+)", Path("/proc/meminfo").read_text())[0])
     return int(available_kb / 1024 / per_its)
 
 

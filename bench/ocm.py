@@ -17,6 +17,7 @@ from kubernetes import client
 
 from tests.harness import CHART, Sandbox, pod_cgroup, wait_until, working_set
 from tests.sandbox.host import Host
+from tests.sandbox.kube import as_object
 
 
 def rss_mb(pattern: str) -> float:
@@ -36,7 +37,7 @@ def namespace_pods_mb(sandbox: Sandbox, namespace: str) -> float:
     total = 0
     for pod in sandbox.core.list_namespaced_pod(namespace).items:
         with contextlib.suppress(OSError, ValueError):
-            total += working_set(pod_cgroup(memory, pod.metadata.uid))
+            total += working_set(pod_cgroup(memory, str(pod.metadata.uid)))
     return total / 2**20
 
 
@@ -49,8 +50,8 @@ def memory_per_its(sandbox: Sandbox, names: list[str]) -> dict[str, float]:
 
 
 def joined_and_available(sandbox: Sandbox, its: str, wec: str) -> bool:
-    cluster = client.CustomObjectsApi(sandbox.space_api(its)).get_cluster_custom_object(
-        "cluster.open-cluster-management.io", "v1", "managedclusters", wec)
+    cluster = as_object(client.CustomObjectsApi(sandbox.space_api(its)).get_cluster_custom_object(
+        "cluster.open-cluster-management.io", "v1", "managedclusters", wec))
     conditions = {c["type"]: c["status"] for c in (cluster.get("status") or {}).get("conditions") or []}
     return conditions.get("ManagedClusterJoined") == "True" and conditions.get("ManagedClusterConditionAvailable") == "True"
 

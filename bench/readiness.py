@@ -1,14 +1,16 @@
 """Readiness detection latency: the KubeFlex stand-in marks a ControlPlane Ready and logs the instant
 (ready_at); how long until a waiter has noticed. Three waiters run side by side in every trial:
 
-- ours: the hook's own wait (space.wait_controlplane: list, then watch), in this process;
+- ours: the hook's own wait (its client's wait with the space step's check: list, then watch), in this process;
 - kubectl_wait: `kubectl wait --for=condition=Ready`, the upstream chart's pattern;
 - poll: a GET every POLL_INTERVAL_S seconds, as upstream scripts poll (every 5-15 s).
 """
 
 from __future__ import annotations
 
+import functools
 import io
+import json
 import random
 import re
 import subprocess
@@ -17,12 +19,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ks_its_hooks import kube
+from ks_its_hooks.client import Client
 from ks_its_hooks.deadline import Deadline
 from ks_its_hooks.log import EventLog
 from ks_its_hooks.readiness import condition_status
-from ks_its_hooks.space import wait_controlplane
-from ks_its_hooks.spec import HookConfig, ItsSpec, OcmSettings, StatusAddonSettings
-from ks_its_hooks.step import Context
+from ks_its_hooks.space import controlplane_pending
+from ks_its_hooks.spec import parse_config
 
 from bench.stats import percentiles
 from tests.harness import Sandbox
@@ -50,12 +53,9 @@ def trial(sandbox: Sandbox, name: str, delay: float) -> dict[str, float]:
     noticed: dict[str, float] = {}
 
     def ours() -> None:
-        its = ItsSpec(name=name, type="host", install_clusteradm=True, bootstrap_secret=None,
-                      install_status_addon=False)
-        config = HookConfig(itses=(its,), deadline_seconds=WAIT_TIMEOUT_S, ocm=OcmSettings("", "default"),
-                    status_addon=StatusAddonSettings("oci://r/c", "v1", False, "", None, {}))
-        wait_controlplane(Context(hosting=sandbox.api, its=its, config=config, deadline=Deadline(WAIT_TIMEOUT_S),
-                                  log=EventLog(name, io.StringIO()), step="space"))
+        [its] = parse_config(json.dumps(sandbox.rendered_its_json([{"name": name, "type": "host"}]))).itses
+        api = Client(sandbox.api, Deadline(WAIT_TIMEOUT_S), EventLog(name, io.StringIO()), lambda: "space")
+        api.wait(kube.CONTROLPLANES, functools.partial(controlplane_pending, its), f"ControlPlane {name} Ready", name=name)
         noticed["ours"] = time.time()
 
     def kubectl_wait() -> None:

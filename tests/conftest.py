@@ -13,7 +13,7 @@ import pytest
 
 from tests.harness import HOOK_RUNNER, REPORTS, SANDBOX_ENV, Sandbox, hold_host_hub, made_here, release, wait_until
 from tests.sandbox.argocd import ARGOCD_NAME, ARGOCD_NAMESPACE, RESOURCE_TREE_KEY
-from tests.sandbox.kube import api_client
+from tests.sandbox.kube import api_client, manifest
 from tests.sandbox.servers import REPO
 from tests.sandbox.supervisor import down, up
 from tests.scheduling import uses_host_hub
@@ -28,7 +28,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The secret scan reads the logs of every hook run of the session, so it runs after all of them."""
-    items.sort(key=lambda item: item.module is not None and item.module.__name__ == "tests.test_secret_scan")
+    items.sort(key=lambda item: item.nodeid.startswith("tests/test_secret_scan.py"))
 
 
 @pytest.fixture(scope="session")
@@ -57,7 +57,7 @@ def argocd(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     sandbox's registry, its Helm OCI repository. `tree(app)` reads an Application's resource tree
     from the controller's cache, what Argo CD's UI shows. Per module: Argo CD's controller watches the
     cluster only while the Argo CD tests run."""
-    sandbox.core.create_namespaced_config_map(ARGOCD_NAMESPACE, {"metadata": {"name": ARGOCD_NAME}})
+    sandbox.core.create_namespaced_config_map(ARGOCD_NAMESPACE, manifest({"metadata": {"name": ARGOCD_NAME}}))
     state_file = sandbox.root / "argocd.json"
     log = sandbox.root / "logs" / "supervisor.log"
     wait_until("Argo CD to start", state_file.exists, timeout=300,

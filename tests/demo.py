@@ -6,7 +6,6 @@ python -m tests.demo up [--dir DIR]
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
 import os
 import shlex
@@ -21,7 +20,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from tests.harness import CHART_VERSION, Sandbox
-from tests.sandbox.kube import api_client
+from tests.sandbox.kube import api_client, as_object, manifest, or_none, secret_text
 from tests.sandbox.servers import BIN, REPO, StartError
 from tests.sandbox.supervisor import DEFAULT_DIR, state, up
 
@@ -53,12 +52,8 @@ def bootstrap_secret(core: client.CoreV1Api, handle: Sandbox, env: dict[str, str
     """What a user does first for an external ITS: a Secret with the cluster's kubeconfig, valid
     inside the hosting cluster. KubeFlex deletes it after adoption, so a second demo finds
     admin-kubeconfig instead."""
-    try:
-        core.read_namespaced_secret("admin-kubeconfig", "its3-system")
+    if or_none(core.read_namespaced_secret, "admin-kubeconfig", "its3-system") is not None:
         return
-    except ApiException as err:
-        if err.status != 404:
-            raise
     subprocess.run([str(BIN / "kubectl"), "create", "namespace", NAMESPACE], env=env, capture_output=True, check=False)
     subprocess.run([str(BIN / "kubectl"), "create", "secret", "generic", "its3-bootstrap", "-n", NAMESPACE,
                     f"--from-file=kubeconfig-incluster={handle.external_incluster_kubeconfig}"],
@@ -80,7 +75,7 @@ def follow_hook_logs(core: client.CoreV1Api, stop: threading.Event) -> None:
 
     def follow(pod: str) -> None:
         with contextlib.suppress(Exception):
-            stream = core.read_namespaced_pod_log(pod, NAMESPACE, follow=True, _preload_content=False)
+            stream: Any = core.read_namespaced_pod_log(pod, NAMESPACE, follow=True, _preload_content=False)
             for raw in stream.stream(decode_content=True):
                 for line in raw.decode(errors="replace").splitlines():
                     say(f"  | {line}")
@@ -88,9 +83,10 @@ def follow_hook_logs(core: client.CoreV1Api, stop: threading.Event) -> None:
     while not stop.wait(0.5):
         with contextlib.suppress(ApiException):
             for pod in core.list_namespaced_pod(NAMESPACE, label_selector=HOOK_PODS).items:
-                if pod.metadata.name not in followed and pod.status.phase in ("Running", "Succeeded", "Failed"):
-                    followed.add(pod.metadata.name)
-                    threading.Thread(target=follow, args=(pod.metadata.name,), daemon=True).start()
+                name = str(pod.metadata.name)
+                if name not in followed and (pod.status.phase or "") in ("Running", "Succeeded", "Failed"):
+                    followed.add(name)
+                    threading.Thread(target=follow, args=(name,), daemon=True).start()
 
 
 def condition(obj: dict[str, Any], cond_type: str) -> str:
@@ -106,12 +102,11 @@ def space_kubeconfig(core: client.CoreV1Api, cp: dict[str, Any], handle: Sandbox
         return handle.kubeconfig.read_text()
     if cp["spec"]["type"] == "external":
         return handle.external_kubeconfig.read_text()
-    secret = core.read_namespaced_secret("vc-vcluster", f"{cp['metadata']['name']}-system")
-    return base64.b64decode(secret.data["config"]).decode()
+    return secret_text(core.read_namespaced_secret("vc-vcluster", f"{cp['metadata']['name']}-system"), "config")
 
 
 def its_row(custom: client.CustomObjectsApi, core: client.CoreV1Api, name: str, handle: Sandbox) -> tuple[list[str], bool]:
-    cp: dict[str, Any] = custom.get_cluster_custom_object("tenancy.kflex.kubestellar.org", "v1alpha1", "controlplanes", name)
+    cp = as_object(custom.get_cluster_custom_object("tenancy.kflex.kubestellar.org", "v1alpha1", "controlplanes", name))
     ready = condition(cp, "Ready") == "True"
     hub, props, addon = "-", "-", "-"
     annotations = cp["metadata"].get("annotations") or {}
@@ -127,8 +122,8 @@ def its_row(custom: client.CustomObjectsApi, core: client.CoreV1Api, name: str, 
         path.chmod(0o600)
         space = api_client(text)
         try:
-            cm = client.CustomObjectsApi(space).get_cluster_custom_object(
-                "operator.open-cluster-management.io", "v1", "clustermanagers", "cluster-manager")
+            cm = as_object(client.CustomObjectsApi(space).get_cluster_custom_object(
+                "operator.open-cluster-management.io", "v1", "clustermanagers", "cluster-manager"))
             hub = "Applied" if condition(cm, "Applied") == "True" else "not applied"
         except ApiException:
             hub = "absent"
@@ -173,14 +168,14 @@ def show_wecs(handle: Sandbox) -> bool:
             hub.create_namespaced_custom_object("work.open-cluster-management.io", "v1", wec, "manifestworks", work)
         properties = {"metadata": {"name": wec, "namespace": "customization-properties"}, "data": {"region": "demo"}}
         with contextlib.suppress(ApiException):
-            client.CoreV1Api(hub_api).create_namespaced_config_map("customization-properties", properties)
+            client.CoreV1Api(hub_api).create_namespaced_config_map("customization-properties", manifest(properties))
         on_wec = client.CoreV1Api(api_client(kubeconfig.read_text()))
         end, delivered = time.monotonic() + 120, "-"
         while time.monotonic() < end and delivered == "-":
             with contextlib.suppress(ApiException):
-                delivered = f"from-its: its={on_wec.read_namespaced_config_map('from-its', 'default').data['its']}"
+                delivered = f"from-its: its={(on_wec.read_namespaced_config_map('from-its', 'default').data or {})['its']}"
             time.sleep(1)
-        cluster = hub.get_cluster_custom_object("cluster.open-cluster-management.io", "v1", "managedclusters", wec)
+        cluster = as_object(hub.get_cluster_custom_object("cluster.open-cluster-management.io", "v1", "managedclusters", wec))
         joined, available = condition(cluster, "ManagedClusterJoined"), condition(cluster, "ManagedClusterConditionAvailable")
         mailbox = "present" if wec in {n.metadata.name for n in client.CoreV1Api(hub_api).list_namespace().items} else "-"
         props = "-"

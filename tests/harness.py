@@ -24,7 +24,7 @@ from kubernetes import client
 
 from tests.sandbox.clusters import CLUSTERS_NAME, CLUSTERS_NAMESPACE, apiserver_name, kubeconfig_paths
 from tests.sandbox.host import Host
-from tests.sandbox.kube import api_client
+from tests.sandbox.kube import api_client, as_object, manifest, or_none, secret_text
 from tests.sandbox.kubeflex import FAULTS_NAME, FAULTS_NAMESPACE
 from tests.sandbox.servers import BIN, REPO, kubeconfig, yaml_value
 
@@ -90,13 +90,17 @@ class Sandbox:
         return [arg for key, value in leaves(self.image_values_object(hook_image))
                 for arg in ("--set-json", f"{key}={json.dumps(value)}")]
 
+    def rendered_its_json(self, itses: list[dict[str, Any]], *values: str) -> dict[str, Any]:
+        """its.json as the chart renders it for these ITSes (values as users write them) with the
+        sandbox's image values, in namespace default (where bootstrap Secrets default to)."""
+        rendered = self.helm("helm3", "template", "r", str(CHART), "-n", "default", *self.image_values(), *values,
+                             "--set-json", f"ITSes={json.dumps(itses)}", "--show-only", "templates/its-config.yaml").stdout
+        config: dict[str, Any] = json.loads(yaml.safe_load(rendered)["data"]["its.json"])
+        return config
+
     def status_addon_config(self, **chart: Any) -> dict[str, Any]:
-        """its.json `statusAddon` as the chart renders it with image_values() (and `chart` overrides)."""
-        defaults = yaml.safe_load((REPO / "chart" / "values.yaml").read_text())["statusAddon"]
-        return {"chart": self.state["status_addon_chart"], "version": defaults["chart"]["version"],
-                "plainHTTP": False, "caBundle": Path(self.state["registry_ca"]).read_text(), "pullSecret": None,
-                "values": {"controller": defaults["controller"], "agent": defaults["agent"],
-                           "image": self.state["shell_image"]}, **chart}
+        """its.json `statusAddon` as the chart renders it with image_values(), and `chart` overrides."""
+        return {**self.rendered_its_json([{"name": "x"}])["statusAddon"], **chart}
 
     def env(self, **extra: str) -> dict[str, str]:
         return {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PATH": f"{BIN}:{os.environ['PATH']}",
@@ -121,17 +125,13 @@ class Sandbox:
     # --- objects ---------------------------------------------------------------------------
 
     def controlplane(self, name: str) -> dict[str, Any] | None:
-        try:
-            result: dict[str, Any] = self.custom.get_cluster_custom_object(
-                "tenancy.kflex.kubestellar.org", "v1alpha1", "controlplanes", name)
-            return result
-        except client.exceptions.ApiException as err:
-            if err.status == 404:
-                return None
-            raise
+        found = or_none(self.custom.get_cluster_custom_object, "tenancy.kflex.kubestellar.org", "v1alpha1",
+                        "controlplanes", name)
+        return None if found is None else as_object(found)
 
     def controlplane_names(self) -> list[str]:
-        listed = self.custom.list_cluster_custom_object("tenancy.kflex.kubestellar.org", "v1alpha1", "controlplanes")
+        listed = as_object(self.custom.list_cluster_custom_object("tenancy.kflex.kubestellar.org", "v1alpha1",
+                                                                  "controlplanes"))
         return [item["metadata"]["name"] for item in listed["items"]]
 
     def create_controlplane(self, name: str, cp_type: str, bootstrap: dict[str, str] | None = None) -> None:
@@ -160,8 +160,7 @@ class Sandbox:
             return self.api
         if cp["spec"]["type"] == "external":
             return api_client(self.external_kubeconfig.read_text())
-        secret = self.core.read_namespaced_secret("vc-vcluster", f"{name}-system")
-        return api_client(base64.b64decode(secret.data["config"]).decode())
+        return api_client(secret_text(self.core.read_namespaced_secret("vc-vcluster", f"{name}-system"), "config"))
 
     # --- clusters on demand: workload clusters, and the clusters external ITSes adopt -----------
 
@@ -196,8 +195,7 @@ class Sandbox:
             return self.external_kubeconfig
         path = self.root / "hubs" / f"{its}.kubeconfig"
         path.parent.mkdir(exist_ok=True)
-        secret = self.core.read_namespaced_secret("vc-vcluster", f"{its}-system")
-        path.write_bytes(base64.b64decode(secret.data["config"]))
+        path.write_text(secret_text(self.core.read_namespaced_secret("vc-vcluster", f"{its}-system"), "config"))
         path.chmod(0o600)
         return path
 
@@ -299,9 +297,9 @@ def hold_host_hub(sandbox: Sandbox) -> Iterator[None]:
         try:
             yield
         finally:
-            listed = sandbox.custom.list_cluster_custom_object("tenancy.kflex.kubestellar.org", "v1alpha1",
-                                                               "controlplanes")["items"]
-            for cp in listed:
+            listed = as_object(sandbox.custom.list_cluster_custom_object("tenancy.kflex.kubestellar.org", "v1alpha1",
+                                                                         "controlplanes"))
+            for cp in listed["items"]:
                 if cp["spec"]["type"] == "host" and made_here(cp["metadata"]["name"]):
                     sandbox.delete_controlplane(cp["metadata"]["name"])
             fcntl.flock(lock, fcntl.LOCK_UN)
@@ -325,19 +323,16 @@ HOOK_RUNNER_USER = f"system:serviceaccount:default:{HOOK_RUNNER}"
 
 def its_config(sandbox: Sandbox, itses: list[dict[str, Any]], deadline: int = 120,
                ocm_registry: str | None = None, status_addon: dict[str, Any] | None = None) -> str:
-    """its.json as the chart renders it for these ITSes (bootstrap Secrets in namespace default)."""
-    normalized = []
-    for its in itses:
-        entry = {"name": its["name"], "type": its.get("type", "vcluster"),
-                 "installClusteradm": its.get("install_clusteradm", True), "bootstrapSecret": None,
-                 "installStatusAddon": its.get("install_status_addon", True)}
-        if entry["type"] == "external":
-            entry["bootstrapSecret"] = {"name": f"{its['name']}-bootstrap", "namespace": "default",
-                                        "key": "kubeconfig-incluster", **its.get("bootstrapSecret", {})}
-        normalized.append(entry)
-    return json.dumps({"itses": normalized, "deadlineSeconds": deadline,
-                       "ocm": {"imageRegistry": ocm_registry or sandbox.ocm_registry, "bundleVersion": "default"},
-                       "statusAddon": status_addon or sandbox.status_addon_config()})
+    """its.json as the chart renders it for these ITSes (bootstrap Secrets in namespace default), with
+    what a test sets that the schema refuses (a deadline below 30 s) or that is no value of the chart
+    (status add-on settings of its own)."""
+    config = sandbox.rendered_its_json(itses)
+    config["deadlineSeconds"] = deadline
+    if ocm_registry is not None:
+        config["ocm"]["imageRegistry"] = ocm_registry
+    if status_addon is not None:
+        config["statusAddon"] = status_addon
+    return json.dumps(config)
 
 
 @dataclass
@@ -394,8 +389,8 @@ class HookPod:
             + [{"name": key, "value": value} for key, value in overrides.items()]
         container["command"][1] = command
         spec["serviceAccountName"] = account
-        core.create_namespaced_pod(namespace, {"apiVersion": "v1", "kind": "Pod", "spec": spec,
-                                               "metadata": {"name": self.name, "namespace": namespace}})
+        core.create_namespaced_pod(namespace, manifest({"apiVersion": "v1", "kind": "Pod", "spec": spec,
+                                                        "metadata": {"name": self.name, "namespace": namespace}}))
 
     def _pod(self) -> Any:
         return self.sandbox.core.read_namespaced_pod(self.name, self.namespace)
@@ -408,8 +403,8 @@ class HookPod:
                 break
             time.sleep(0.2)
         lines: list[str] = []
-        stream = self.sandbox.core.read_namespaced_pod_log(self.name, self.namespace, follow=True,
-                                                           _preload_content=False, _request_timeout=timeout)
+        stream: Any = self.sandbox.core.read_namespaced_pod_log(self.name, self.namespace, follow=True,
+                                                                _preload_content=False, _request_timeout=timeout)
         try:
             for raw in stream.stream(decode_content=True):
                 for line in raw.decode(errors="replace").splitlines():
@@ -423,15 +418,7 @@ class HookPod:
     def kill(self) -> None:
         """SIGKILL, as a killed pod: delete at once, and wait until the node stopped it."""
         self.sandbox.core.delete_namespaced_pod(self.name, self.namespace, grace_period_seconds=0)
-        end = time.monotonic() + 120
-        while time.monotonic() < end:
-            try:
-                self._pod()
-            except client.exceptions.ApiException as err:
-                if err.status == 404:
-                    break
-                raise
-            time.sleep(0.2)
+        wait_until(f"hook pod {self.name} gone", lambda: or_none(self._pod) is None, timeout=120, interval=0.2)
         self.sandbox.core.delete_namespaced_config_map(self.name, self.namespace)
 
     def wait(self) -> HookRun:
@@ -552,12 +539,20 @@ def assert_status_addon(sandbox: Sandbox, its: str, verbosity: int = 2, hub_qps:
     for name in STATUS_ADDON_CRDS:
         [established] = [c for c in extensions.read_custom_resource_definition(name).status.conditions
                          if c.type == "Established" and c.status == "True"]
-        assert established.last_transition_time <= installed, (name, established.last_transition_time, installed)
+        assert established.last_transition_time and established.last_transition_time <= installed, (
+            name, established.last_transition_time, installed)
+
+
+def container_state(pod: Any) -> Any:
+    """The state of a pod's (first and only) container."""
+    statuses = pod.status.container_statuses or []
+    assert statuses, f"pod {pod.metadata.name} has no container status"
+    return statuses[0].state
 
 
 def hub_conditions(space: client.ApiClient) -> dict[str, str]:
-    cm = client.CustomObjectsApi(space).get_cluster_custom_object(
-        "operator.open-cluster-management.io", "v1", "clustermanagers", "cluster-manager")
+    cm = as_object(client.CustomObjectsApi(space).get_cluster_custom_object(
+        "operator.open-cluster-management.io", "v1", "clustermanagers", "cluster-manager"))
     return {c["type"]: c["status"] for c in cm["status"]["conditions"]}
 
 
@@ -576,7 +571,7 @@ def hub_settled(sandbox: Sandbox, name: str, space: client.ApiClient) -> None:
     if hub_healthy(conditions):
         return
     pods = client.CoreV1Api(space).list_namespaced_pod("open-cluster-management-hub").items
-    restarts = {pod.metadata.name: sum(c.restart_count for c in pod.status.container_statuses or []) for pod in pods}
+    restarts = {str(pod.metadata.name): [c.restart_count for c in pod.status.container_statuses or []] for pod in pods}
     started = time.monotonic()
     wait_until(f"the hub of ITS {name} to settle", lambda: hub_healthy(hub_conditions(space)), timeout=120,
                shown=lambda: hub_conditions(space))
@@ -609,8 +604,8 @@ def assert_ready_its(sandbox: Sandbox, name: str, status_addon: bool = True) -> 
     except client.exceptions.ApiException as err:
         assert "manifests should not be empty" in (err.body or ""), err.body
     assert client.CoreV1Api(space).read_namespace("customization-properties").status.phase == "Active"
-    addon = client.CustomObjectsApi(space).list_cluster_custom_object(
-        "addon.open-cluster-management.io", "v1alpha1", "clustermanagementaddons")["items"]
+    addon = as_object(client.CustomObjectsApi(space).list_cluster_custom_object(
+        "addon.open-cluster-management.io", "v1alpha1", "clustermanagementaddons"))["items"]
     assert bool(status_addon_pods(sandbox, name)) is status_addon
     assert [a["metadata"]["name"] for a in addon] == (["addon-status"] if status_addon else [])
 
@@ -680,11 +675,11 @@ class PodUsage:
             except client.exceptions.ApiException:
                 continue
             for pod in pods:
-                name = pod.metadata.name
+                name, uid = str(pod.metadata.name), str(pod.metadata.uid)
                 # A pod's cgroup goes when the pod does, at any moment: a read that fails is no sample.
                 with contextlib.suppress(OSError, ValueError):
-                    self.peak_bytes[name] = max(working_set(pod_cgroup(self._memory, pod.metadata.uid)),
+                    self.peak_bytes[name] = max(working_set(pod_cgroup(self._memory, uid)),
                                                 self.peak_bytes.get(name, 0))
                 with contextlib.suppress(OSError, ValueError):
-                    used = int((pod_cgroup(self._cpu, pod.metadata.uid) / "cpuacct.usage").read_text()) / 1e9
+                    used = int((pod_cgroup(self._cpu, uid) / "cpuacct.usage").read_text()) / 1e9
                     self.cpu_seconds[name] = max(used, self.cpu_seconds.get(name, 0.0))

@@ -69,7 +69,7 @@ def read_durations(path: Path) -> dict[str, float]:
     return {str(nodeid): float(seconds) for nodeid, seconds in recorded.items()} if isinstance(recorded, dict) else {}
 
 
-class LongestFirst(LoadScopeScheduling):
+class LongestFirst(LoadScopeScheduling):  # type: ignore[misc]  # xdist has no type annotations
     """xdist's scope scheduling with a scope per test (one for all of HOST_HUB), and the longest
     pending scope sent first. A test never measured counts as the longest: new tests show their
     duration early, and with no record at all the collection's order stays."""

@@ -19,7 +19,6 @@ from kubernetes import client
 from tests.harness import (
     CHART_VERSION,
     HOOK_AGENT,
-    REPO,
     Sandbox,
     assert_ready_its,
     hold_host_hub,
@@ -28,6 +27,8 @@ from tests.harness import (
     unique,
     wait_until,
 )
+from tests.sandbox.kube import as_object
+from tests.sandbox.servers import REPO
 
 pytestmark = pytest.mark.argocd
 
@@ -60,8 +61,7 @@ def application(sandbox: Sandbox, argocd: dict[str, Any], name: str, namespace: 
 
 
 def get_app(sandbox: Sandbox, name: str) -> dict[str, Any]:
-    app: dict[str, Any] = sandbox.custom.get_namespaced_custom_object(*APPS[:2], APPS[2], APPS[3], name)
-    return app
+    return as_object(sandbox.custom.get_namespaced_custom_object(*APPS[:2], APPS[2], APPS[3], name))
 
 
 def synced_and_healthy(sandbox: Sandbox, name: str, after: str = "") -> dict[str, Any] | None:

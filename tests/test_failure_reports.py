@@ -9,7 +9,7 @@ import time
 
 from kubernetes import client
 
-from tests.harness import CHART, Sandbox, install, unique
+from tests.harness import CHART, Sandbox, container_state, install, unique
 
 READINESS_TIMEOUT = 600  # the chart's default: a permanent failure must not wait for it
 
@@ -30,7 +30,7 @@ def test_a_permanent_failure_fails_the_job_at_once_and_says_why_where_users_look
     assert failed.status == "True" and failed.reason == "PodFailurePolicy"
     pods = sandbox.core.list_namespaced_pod(namespace, label_selector=f"batch.kubernetes.io/job-name={release}-hook")
     assert len(pods.items) == 1, "no retry of a permanent failure"
-    terminated = pods.items[0].status.container_statuses[0].state.terminated
+    terminated = container_state(pods.items[0]).terminated
     assert (terminated.exit_code, terminated.message) == (3, line + "\n")
     # The README's one command for every failed ITS's line prints it.
     readme = (CHART.parent / "README.md").read_text()

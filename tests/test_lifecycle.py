@@ -96,13 +96,8 @@ def test_a_failed_atomic_install_leaves_no_hook_job_running(sandbox: Sandbox) ->
                       shown=lambda: left_of(sandbox, release, namespace))
         jobs = client.BatchV1Api(sandbox.api).list_namespaced_job(namespace).items
         assert jobs == []
-        # The hook pod, deleted while it waited, ended at once (not at the kubelet's SIGKILL 30 s later)
-        # and said what it left undone.
-        logs = sandbox.root / "logs" / "pods"
-        (log,) = wait_until("the hook pod's log kept", lambda: list(logs.glob(f"{namespace}_{release}-hook-*.log")))
-        assert log.read_text().splitlines()[-1] == \
-            f"ks-its-hook: install stopped by SIGTERM (pod deleted) before it finished: {stuck}; " \
-            "the next hook run (helm upgrade) takes them up again"
+        # (A hook pod deleted while it works ends at once, saying what it left undone:
+        # tests/test_reliability.py::test_a_deleted_hook_pod_is_replaced_without_using_up_a_retry.)
     finally:
         sandbox.clear_faults(stuck)
         sandbox.delete_controlplane(stuck)
@@ -119,7 +114,7 @@ def test_releases_whose_names_differ_past_the_cut_do_not_collide(sandbox: Sandbo
             sandbox.create_bootstrap_secret(f"{its['name']}-bootstrap", namespace)
         result = install(sandbox, "helm3", f"{base}-{suffix}", namespace, [its], check=False)
         assert result.returncode == 0, result.stderr
-    jobs = sorted(job.metadata.name for job in client.BatchV1Api(sandbox.api).list_namespaced_job(namespace).items)
+    jobs = sorted(str(job.metadata.name) for job in client.BatchV1Api(sandbox.api).list_namespaced_job(namespace).items)
     assert len(set(jobs)) == 4, jobs  # each release's namespaces and hook Jobs
     for suffix in ("east", "west"):
         sandbox.helm("helm3", "uninstall", f"{base}-{suffix}", "--namespace", namespace, "--wait")

@@ -8,13 +8,15 @@ from typing import Any
 
 import yaml
 
-from tests.harness import CHART, REPORTS, PodUsage, Sandbox, create_its, install, run_hook, unique
+from tests.harness import CHART, REPORTS, PodUsage, Sandbox, container_state, create_its, install, run_hook, unique
 
 DEFAULTS: dict[str, Any] = yaml.safe_load((CHART / "values.yaml").read_text())
 
 
 def quantity_bytes(text: str) -> int:
-    number, unit = re.fullmatch(r"(\d+)(Mi|Gi)", text).groups()  # type: ignore[union-attr]
+    quantity = re.fullmatch(r"(\d+)(Mi|Gi)", text)
+    assert quantity, text
+    number, unit = quantity.groups()
     return int(number) * {"Mi": 2**20, "Gi": 2**30}[unit]
 
 
@@ -47,10 +49,11 @@ def test_a_hook_pod_killed_for_memory_says_which_itses_it_left_undone_and_what_t
     # The run's first pod (the preflight, with the same limit as every hook pod) is the one killed.
     pods = sandbox.core.list_namespaced_pod(namespace, label_selector=f"batch.kubernetes.io/job-name={release}-preflight")
     (pod,) = pods.items
-    terminated = pod.status.container_statuses[0].state.terminated
+    terminated = container_state(pod).terminated
     assert terminated.reason == "OOMKilled"
-    assert terminated.message.startswith(f"not finished: {itses[0]['name']}, {itses[1]['name']}. ")
-    assert "raise hook.resources.limits.memory" in terminated.message
+    message = str(terminated.message)
+    assert message.startswith(f"not finished: {itses[0]['name']}, {itses[1]['name']}. ")
+    assert "raise hook.resources.limits.memory" in message
     # The cleanup hook has the same limit, so it is killed too: uninstall without hooks.
     sandbox.helm("helm3", "uninstall", release, "--namespace", namespace, "--wait", "--no-hooks")
     sandbox.kubectl("delete", "namespace", namespace, "--wait=false")
@@ -74,7 +77,7 @@ def test_an_unpullable_hook_image_is_named_where_the_readme_says(sandbox: Sandbo
     selector = f"app.kubernetes.io/instance={release},app.kubernetes.io/component in (preflight,hook)"
     assert f"kubectl describe pods -n kubeflex-system -l '{selector}'" in readme
     pods = sandbox.core.list_namespaced_pod(namespace, label_selector=selector)
-    waiting = pods.items[0].status.container_statuses[0].state.waiting
+    waiting = container_state(pods.items[0]).waiting
     assert waiting.reason in ("ErrImagePull", "ImagePullBackOff")
     image = f"{sandbox.registry}/kubestellar/no-such-image"
     assert image in waiting.message

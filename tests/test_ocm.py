@@ -12,7 +12,6 @@ import pytest
 from kubernetes import client
 
 from tests.harness import (
-    BIN,
     Sandbox,
     assert_ready_its,
     assert_status_addon,
@@ -22,6 +21,8 @@ from tests.harness import (
     unique,
     wait_until,
 )
+from tests.sandbox.kube import as_object, or_none
+from tests.sandbox.servers import BIN
 
 CLUSTER = ("cluster.open-cluster-management.io", "v1", "managedclusters")
 # A deadline far above what any run takes, even on a loaded machine: a run that ends well before it
@@ -68,7 +69,7 @@ def test_a_wec_joins_each_type_of_its_and_carries_work_both_ways(
     sandbox.join(wec_name, name, wec_kubeconfig)
     hub = client.CustomObjectsApi(sandbox.space_api(name))
     joined = wait_until("the ManagedCluster Joined and Available", lambda: (
-        c := conditions(hub.get_cluster_custom_object(*CLUSTER, wec_name)),
+        c := conditions(as_object(hub.get_cluster_custom_object(*CLUSTER, wec_name))),
         c.get("ManagedClusterJoined") == "True" and c.get("ManagedClusterConditionAvailable") == "True")[1])
     assert joined
     mailbox = client.CoreV1Api(sandbox.space_api(name)).read_namespace(wec_name)
@@ -89,7 +90,7 @@ def test_a_wec_joins_each_type_of_its_and_carries_work_both_ways(
         "from": name}
 
     def fed_back() -> bool:
-        status = hub.get_namespaced_custom_object(*WORK, wec_name, "manifestworks", "hello").get("status") or {}
+        status = as_object(hub.get_namespaced_custom_object(*WORK, wec_name, "manifestworks", "hello")).get("status") or {}
         feedback = ((status.get("resourceStatus") or {}).get("manifests") or [{}])[0].get("statusFeedback") or {}
         values = {v["name"]: v["fieldValue"].get("string") for v in feedback.get("values") or []}
         return conditions({"status": status}).get("Available") == "True" and values == {"from": name}
@@ -98,11 +99,7 @@ def test_a_wec_joins_each_type_of_its_and_carries_work_both_ways(
     hub.delete_namespaced_custom_object(*WORK, wec_name, "manifestworks", "hello")
 
     def gone() -> bool:
-        try:
-            on_wec.read_namespaced_config_map("hello", "default")
-        except client.exceptions.ApiException as err:
-            return err.status == 404
-        return False
+        return or_none(on_wec.read_namespaced_config_map, "hello", "default") is None
 
     wait_until("the ConfigMap deleted on the WEC", gone)
     sandbox.helm("helm3", "uninstall", "ks-its", "--namespace", namespace, "--wait")
@@ -154,7 +151,9 @@ def test_a_hub_whose_registry_does_not_answer_says_so_while_it_waits(sandbox: Sa
             if 'msg="waiting for the ClusterManager to be applied and running"' in line and image in line]
     assert told and re.search(r'why="Deployment cluster-manager not available: (ErrImagePull|ImagePullBackOff) '
                               rf'\(image {re.escape(image)}\)"', told[0]), result.stderr
-    waited_when_told = float(re.search(r"waited_s=(\S+)", told[0]).group(1))  # type: ignore[union-attr]
+    waited = re.search(r"waited_s=(\S+)", told[0])
+    assert waited
+    waited_when_told = float(waited.group(1))
     last = result.stderr.strip().splitlines()[-1]
     failed = re.fullmatch(rf"ITS {its['name']}: step ocm-hub failed: timed out after (\d+)s waiting for the OCM hub: "
                           rf"Deployment cluster-manager not available: (ErrImagePull|ImagePullBackOff) "

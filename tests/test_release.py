@@ -8,7 +8,8 @@ import re
 import subprocess
 from pathlib import Path
 
-from tests.harness import APP_VERSION, CHART_VERSION, REPO, Sandbox, assert_ready_its, release, unique
+from tests.harness import APP_VERSION, CHART_VERSION, Sandbox, assert_ready_its, release, unique
+from tests.sandbox.servers import REPO
 
 OCI_KEYS = ("org.opencontainers.image.source", "org.opencontainers.image.version",
             "org.opencontainers.image.revision", "org.opencontainers.image.licenses")
@@ -16,7 +17,9 @@ OCI_KEYS = ("org.opencontainers.image.source", "org.opencontainers.image.version
 
 def test_make_help_lists_every_target() -> None:
     makefile = (REPO / "Makefile").read_text()
-    phony = set(re.search(r"^\.PHONY: (.*)$", makefile, re.MULTILINE).group(1).split())  # type: ignore[union-attr]
+    declared = re.search(r"^\.PHONY: (.*)$", makefile, re.MULTILINE)
+    assert declared
+    phony = set(declared.group(1).split())
     shown = subprocess.run(["make", "--no-print-directory", "help"], cwd=REPO, capture_output=True, text=True,
                            check=True).stdout
     listed = {line.split()[0] for line in shown.splitlines() if line.strip()}

@@ -22,6 +22,7 @@ from tests.harness import (
     HookPod,
     Sandbox,
     assert_ready_its,
+    container_state,
     create_its,
     hook_user,
     install,
@@ -31,6 +32,7 @@ from tests.harness import (
     wait_until,
 )
 from tests.sandbox.faultproxy import FaultProxyProcess
+from tests.sandbox.kube import as_object
 
 pytestmark = pytest.mark.reliability
 # A deadline far above what any run takes, even on a loaded machine: a run that ends well before it
@@ -84,7 +86,7 @@ def test_an_its_whose_namespace_exists_is_refused_before_anything_is_applied(san
     assert "failed pre-install" in result.stderr and "ks-its-preflight" in result.stderr, result.stderr
     assert sandbox.controlplane(name) is None
     [pod] = sandbox.core.list_namespaced_pod(namespace, label_selector="batch.kubernetes.io/job-name=ks-its-preflight").items
-    assert pod.status.container_statuses[0].state.terminated.message == (
+    assert container_state(pod).terminated.message == (
         f"ITS {name}: step preflight failed: namespace {name}-system already exists and is not KubeFlex's: KubeFlex "
         f"would take it as the space's namespace of ControlPlane {name} as it is; give the ITS another name\n")
     # Nothing of the release's was applied, and the namespace and what it holds are untouched.
@@ -172,9 +174,9 @@ def test_a_run_that_fails_at_its_deadline_reaches_helm_before_helm_gives_up(sand
         assert took < 150, took
         pods = sandbox.core.list_namespaced_pod(namespace, label_selector=f"batch.kubernetes.io/job-name={release}-hook").items
         assert len(pods) == 1, "a hook that failed at its deadline was run again"
-        message = pods[0].status.container_statuses[0].state.terminated.message
+        message = container_state(pods[0]).terminated.message
         waited = re.fullmatch(rf"ITS {stuck}: step space failed: timed out after (\d+)s waiting for ControlPlane "
-                              rf"{stuck} Ready: .*\n", message)
+                              rf"{stuck} Ready: .*\n", str(message))
         assert waited and int(waited.group(1)) >= 30, message
     finally:
         sandbox.clear_faults(stuck)
@@ -196,6 +198,12 @@ def test_a_deleted_hook_pod_is_replaced_without_using_up_a_retry(sandbox: Sandbo
         sandbox.core.delete_namespaced_pod(pod, namespace)  # as kubectl delete pod or a drain does: SIGTERM
         result = installing.result()
     assert result.returncode == 0, result.stderr
+    # The deleted pod ended at once (not at the kubelet's SIGKILL 30 s later), saying what it left undone.
+    log = sandbox.root / "logs" / "pods" / f"{namespace}_{pod}.log"
+    wait_until("the deleted pod's log kept", log.exists)
+    assert log.read_text().splitlines()[-1] == \
+        f"ks-its-hook: install stopped by SIGTERM (pod deleted) before it finished: {name}; " \
+        "the next hook run (helm upgrade) takes them up again"
     job = client.BatchV1Api(sandbox.api).read_namespaced_job(f"{release}-hook", namespace)
     assert (job.status.failed or 0, job.status.succeeded) == (0, 1)
     assert_ready_its(sandbox, name)
@@ -243,10 +251,10 @@ def end_state(sandbox: Sandbox, name: str) -> dict[str, Any]:
     """What an ITS is, without what differs by name or time."""
     cp = sandbox.controlplane(name) or {}
     space = sandbox.space_api(name)
-    namespaces = sorted(ns.metadata.name for ns in client.CoreV1Api(space).list_namespace().items)
-    crds = sorted(c.metadata.name for c in client.ApiextensionsV1Api(space).list_custom_resource_definition().items)
-    cm = client.CustomObjectsApi(space).get_cluster_custom_object(
-        "operator.open-cluster-management.io", "v1", "clustermanagers", "cluster-manager")
+    namespaces = sorted(str(ns.metadata.name) for ns in client.CoreV1Api(space).list_namespace().items)
+    crds = sorted(str(c.metadata.name) for c in client.ApiextensionsV1Api(space).list_custom_resource_definition().items)
+    cm = as_object(client.CustomObjectsApi(space).get_cluster_custom_object(
+        "operator.open-cluster-management.io", "v1", "clustermanagers", "cluster-manager"))
     return {"label": (cp["metadata"].get("labels") or {}).get("kflex.kubestellar.io/cptype"),
             "status": (cp["metadata"].get("annotations") or {}).get("its.kubestellar.io/status"),
             "namespaces": [n for n in namespaces if not n.startswith("only-in-")], "crds": crds,
@@ -346,8 +354,8 @@ def test_clusteradm_failing_always_fails_clearly_and_changes_nothing_else(
 # --- one hub, one ITS -----------------------------------------------------------------------
 
 def hub_owner(sandbox: Sandbox, its: str) -> str:
-    cm = client.CustomObjectsApi(sandbox.space_api(its)).get_cluster_custom_object(
-        "operator.open-cluster-management.io", "v1", "clustermanagers", "cluster-manager")
+    cm = as_object(client.CustomObjectsApi(sandbox.space_api(its)).get_cluster_custom_object(
+        "operator.open-cluster-management.io", "v1", "clustermanagers", "cluster-manager"))
     return str(cm["metadata"]["annotations"]["its.kubestellar.io/its"])
 
 
@@ -440,7 +448,7 @@ def test_the_hook_holds_credentials_only_while_it_runs_and_only_its_release_s(sa
     assert during == (True, True, False)
     assert_ready_its(sandbox, mine)
     assert not account() and not reads_credentials(mine)
-    gone = (("rolebinding", f"{release}-hook", ["-n", f"{mine}-system"]),
+    gone: tuple[tuple[str, str, list[str]], ...] = (("rolebinding", f"{release}-hook", ["-n", f"{mine}-system"]),
             ("rolebinding", f"{release}-hook", ["-n", namespace]),
             ("clusterrolebinding", f"{release}-{namespace}-hook", []))
     for kind, name, where in gone:

@@ -4,7 +4,6 @@ their results."""
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import socket
@@ -15,9 +14,9 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from tests.harness import Sandbox, unique, wait_until
+from tests.harness import Sandbox, container_state, unique, wait_until
 from tests.sandbox.host import CONTAINER_LOG_LINKS, UNIFIED, Host
-from tests.sandbox.kube import api_client
+from tests.sandbox.kube import api_client, manifest, secret_text
 from tests.sandbox.servers import REPO, pid_alive
 from tests.sandbox.supervisor import down, state, up
 
@@ -43,9 +42,14 @@ def test_controlplane_of_each_type_becomes_ready_with_working_credentials(sandbo
     assert conditions["Synced"]["reason"] == "ReconcileSuccess"
     assert conditions["Ready"]["reason"] == "Available"
     namespace = sandbox.core.read_namespace(f"{name}-system")
-    assert namespace.metadata.owner_references[0].name == name
-    expected = {"vcluster": ("vc-vcluster", "config-incluster")}.get(cp_type, ("admin-kubeconfig", "kubeconfig-incluster"))
-    assert (cp["status"]["secretRef"]["name"], cp["status"]["secretRef"]["inClusterKey"]) == expected
+    assert [ref.name for ref in namespace.metadata.owner_references or []] == [name]
+    # KubeFlex writes the space's in-cluster kubeconfig where the chart tells the hook to find it.
+    [its] = sandbox.rendered_its_json([{"name": name, "type": cp_type}])["itses"]
+    written = cp["status"]["secretRef"]
+    assert (written["namespace"], written["name"], written["inClusterKey"]) == (
+        its["space"]["namespace"], its["space"]["credentials"]["secret"], its["space"]["credentials"]["key"])
+    secret = sandbox.core.read_namespaced_secret(written["name"], written["namespace"])
+    assert written["inClusterKey"] in (secret.data or {})
     # The credentials reach the space and are allowed to act there.
     space = client.CoreV1Api(sandbox.space_api(name))
     assert any(ns.metadata.name == "default" for ns in space.list_namespace().items)
@@ -55,12 +59,12 @@ def test_controlplane_of_each_type_becomes_ready_with_working_credentials(sandbo
         assert gone.value.status == 404  # KubeFlex deletes the bootstrap Secret after adoption
     if cp_type == "vcluster":
         # A separate API server: what is created in the space is not in the hosting cluster.
-        space.create_namespace({"metadata": {"name": f"only-in-{name}"}})
+        space.create_namespace(manifest({"metadata": {"name": f"only-in-{name}"}}))
         with pytest.raises(client.exceptions.ApiException):
             sandbox.core.read_namespace(f"only-in-{name}")
         # The key for use outside the hosting cluster reaches the same space from here.
         secret = sandbox.core.read_namespaced_secret("vc-vcluster", f"{name}-system")
-        outside = client.CoreV1Api(api_client(base64.b64decode(secret.data["config"]).decode()))
+        outside = client.CoreV1Api(api_client(secret_text(secret, "config")))
         outside.read_namespace(f"only-in-{name}")
     sandbox.delete_controlplane(name)
     wait_until(f"ControlPlane {name} deleted", lambda: sandbox.controlplane(name) is None, timeout=60, interval=0.2)
@@ -80,7 +84,7 @@ def test_helm_install_wait_sees_the_indexed_hook_job_result(sandbox: Sandbox, ex
         assert conditions.get("Complete") == "True"
         assert conditions.get("SuccessCriteriaMet") == "True"
         pods = sandbox.core.list_namespaced_pod("default", label_selector=f"batch.kubernetes.io/job-name={release}-hook")
-        assert sorted(p.status.container_statuses[0].state.terminated.exit_code for p in pods.items) == [0, 0, 0]
+        assert sorted(container_state(p).terminated.exit_code for p in pods.items) == [0, 0, 0]
         # The node's container logs, kept by the sandbox (those of the hook image for the secret scan).
         logs = wait_until("the hook pods' logs kept", lambda: sorted(
             (sandbox.root / "logs" / "workloads").glob(f"default_{release}-hook-*.log")), timeout=60, interval=0.2)

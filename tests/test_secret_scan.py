@@ -69,13 +69,13 @@ def findings(text: str, needles: set[str]) -> list[str]:
 
 
 def cluster_secret_values(sandbox: Sandbox) -> list[str]:
-    values = []
+    values: list[str] = []
     for secret in sandbox.core.list_secret_for_all_namespaces().items:
         for key, encoded in (secret.data or {}).items():
             # A namespace name (a token Secret's `namespace`: open-cluster-management, ...) is no secret.
             if key == "namespace":
                 continue
-            values.append(encoded)
+            values.append(str(encoded))
             values.append(base64.b64decode(encoded).decode(errors="replace"))
     return values
 

@@ -31,9 +31,8 @@ def test_install_status_addon_false_skips_it_and_a_chart_that_does_not_exist_fai
     assert_ready_its(sandbox, skipped["name"], status_addon=False)
     [line] = [line for line in result.stderr.splitlines() if line.startswith(f"ITS {wanted['name']}:")]
     assert line == (f"ITS {wanted['name']}: step status-addon failed: chart {missing['chart']} version v9.9.9 does "
-                    f"not exist in its registry: Error: failed to perform \"FetchReference\" on source: "
-                    f"{missing['chart'].removeprefix('oci://')}:v9.9.9: not found"), line
-    assert "retrying helm" not in result.stderr  # at once: no retry of what cannot change
+                    "not exist in its registry (HTTP 404)"), line
+    assert "retrying asking the chart registry" not in result.stderr  # at once: no retry of what cannot change
 
 
 def test_an_unreachable_chart_registry_is_retried_until_the_deadline_and_credentials_stay_secret(
@@ -58,11 +57,10 @@ def test_an_unreachable_chart_registry_is_retried_until_the_deadline_and_credent
     assert result.returncode == 1, result.stderr
     last = result.stderr.strip().splitlines()[-1]
     failed = re.fullmatch(rf"ITS {its['name']}: step status-addon failed: timed out after (\d+)s: cannot reach the "
-                          r"chart registry 10\.244\.0\.1:1: .*connection refused", last)
+                          r"chart registry 10\.244\.0\.1:1: .*connection refused", last, re.IGNORECASE)
     assert failed, last
     # Retried until the deadline: the last try starts before it, within one backoff (at most 5 s).
     assert int(failed.group(1)) >= 60 - 6
-    assert len(re.findall(r'msg="retrying (reading the status add-on release|helm upgrade --install)"',
-                          result.stderr)) >= 2
+    assert len(re.findall(r'msg="retrying asking the chart registry 10\.244\.0\.1:1 for the chart"', result.stderr)) >= 2
     assert password not in result.stderr and auth not in result.stderr
     assert not status_addon_pods(sandbox, its["name"])

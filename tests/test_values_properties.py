@@ -74,7 +74,8 @@ def valid_its(draw: st.DrawFn, index: int) -> dict[str, Any]:
 @st.composite
 def valid_itses(draw: st.DrawFn, min_items: int = 0) -> list[dict[str, Any]]:
     itses = [draw(valid_its(i)) for i in range(draw(st.integers(min_items, 5)))]
-    if itses and draw(st.booleans()):  # at most one host
+    with_host: bool = draw(st.booleans())
+    if itses and with_host:  # at most one host
         host = itses[draw(st.integers(0, len(itses) - 1))]
         host["type"] = "host"
         host.pop("bootstrapSecret", None)

@@ -80,7 +80,9 @@ cannot be checked one item at a time by the schema are checked by "its.validate"
 {{- if hasKey $its "install_clusteradm" }}{{ $install = $its.install_clusteradm }}{{ end -}}
 {{- $addon := $.Values.statusAddon.enabled -}}
 {{- if hasKey $its "install_status_addon" }}{{ $addon = $its.install_status_addon }}{{ end -}}
-{{- $entry := dict "name" $its.name "type" $type "installClusteradm" $install "bootstrapSecret" nil "installStatusAddon" $addon -}}
+{{- $credentials := get (include "its.typeCredentials" $ | fromJson) $type -}}
+{{- $space := dict "namespace" (include "its.spaceNamespace" $its.name) "credentials" (dict "secret" $credentials.secret "key" $credentials.key) -}}
+{{- $entry := dict "name" $its.name "type" $type "installClusteradm" $install "bootstrapSecret" nil "installStatusAddon" $addon "space" $space -}}
 {{- if eq $type "external" -}}
 {{- $boot := $its.bootstrapSecret | default dict -}}
 {{- $_ := set $entry "bootstrapSecret" (dict
@@ -91,6 +93,20 @@ cannot be checked one item at a time by the schema are checked by "its.validate"
 {{- $out = append $out $entry -}}
 {{- end -}}
 {{- toJson $out -}}
+{{- end -}}
+
+{{/*
+its.json: the contract between the chart and the hook (hooks/src/ks_its_hooks/spec.py), as pretty JSON.
+*/}}
+{{- define "its.hookConfig" -}}
+{{- dict
+      "apiVersion" "its.kubestellar.io/v1alpha1"
+      "kind" "HookConfig"
+      "itses" (include "its.list" . | fromJsonArray)
+      "deadlineSeconds" (int .Values.its.readinessTimeoutSeconds)
+      "ocm" (dict "imageRegistry" .Values.ocm.imageRegistry "bundleVersion" .Values.ocm.bundleVersion)
+      "statusAddon" (include "its.statusAddon" . | fromJson)
+    | toPrettyJson }}
 {{- end -}}
 
 {{/*
@@ -288,12 +304,14 @@ affinity:
 {{- define "its.spaceNamespace" -}}{{ . }}-system{{- end -}}
 
 {{/*
-Where KubeFlex v0.9.3 writes each type's kubeconfig for use inside the hosting cluster, in the space's
-namespace: the Secret and its key. The one place of these facts in the chart.
+Where KubeFlex v0.9.3 writes each type's kubeconfig in the space's namespace: the Secret, its key for
+use inside the hosting cluster (what the hook reads: its.json carries it), and, where KubeFlex writes
+one, the key for use from outside (NOTES). The one place of these facts: the hook, the RBAC and NOTES
+take them from here.
 */}}
 {{- define "its.typeCredentials" -}}
 {{- toJson (dict
-      "vcluster" (dict "secret" "vc-vcluster" "key" "config-incluster")
+      "vcluster" (dict "secret" "vc-vcluster" "key" "config-incluster" "userKey" "config")
       "host" (dict "secret" "admin-kubeconfig" "key" "kubeconfig-incluster")
       "external" (dict "secret" "admin-kubeconfig" "key" "kubeconfig-incluster")) -}}
 {{- end -}}
@@ -329,7 +347,7 @@ apiVersion: rbac.authorization.k8s.io/v1
 kind: RoleBinding
 metadata:
   name: {{ $.serviceAccount }}
-  namespace: {{ include "its.spaceNamespace" .name | quote }}
+  namespace: {{ .space.namespace | quote }}
   labels:
     {{- include "its.labels" (dict "root" $root "component" $.component) | nindent 4 }}
   annotations:

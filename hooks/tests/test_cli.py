@@ -11,18 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from factories import its_json, its_json_item
 from ks_its_hooks import cli, pipeline, pod
 from ks_its_hooks.errors import Failure
 
 
 def write_config(tmp_path: Path, itses: list[str]) -> Path:
     config = tmp_path / "its.json"
-    config.write_text(json.dumps({
-        "itses": [{"name": name, "type": "vcluster", "installClusteradm": True, "bootstrapSecret": None,
-                   "installStatusAddon": False} for name in itses],
-        "deadlineSeconds": 600, "ocm": {"imageRegistry": "", "bundleVersion": "default"},
-        "statusAddon": {"chart": "oci://r/c", "version": "v1", "plainHTTP": False, "caBundle": "", "pullSecret": None,
-                        "values": {}}}))
+    config.write_text(json.dumps(its_json(*(its_json_item(name) for name in itses))))
     return config
 
 

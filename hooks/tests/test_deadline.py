@@ -4,6 +4,7 @@ attempts run out, anything else is raised at once."""
 from __future__ import annotations
 
 import io
+import time
 
 import pytest
 from ks_its_hooks.deadline import Deadline, call
@@ -76,3 +77,14 @@ def test_a_deadline_that_began_earlier_has_only_the_rest_left() -> None:
     assert deadline.remaining() == 6.0 and deadline.elapsed() == 4.0
     now[0] = 106.0
     assert deadline.expired()
+
+
+def test_a_server_that_says_how_long_to_wait_is_waited_for() -> None:
+    """429 and 503 with Retry-After: at least that long before the next try (the backoff alone is 0.1 s)."""
+    for status in (429, 503):
+        busy = ApiException(status=status)
+        busy.headers = {"Retry-After": "1"}
+        calls, fn = flaky([busy])
+        started = time.monotonic()
+        assert call(fn, Deadline(30), EventLog("its1", io.StringIO()), "ocm-hub", "reading x") == "done"  # type: ignore[arg-type]
+        assert len(calls) == 2 and time.monotonic() - started >= 1.0

@@ -6,8 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from factories import its
 from ks_its_hooks.errors import PermanentError
 from ks_its_hooks.namespaces import namespace_pending
+
+ITS1 = its("its1")
 
 
 def owned(by: str, uid: str, deleting: bool = False) -> dict[str, dict[str, Any]]:
@@ -20,14 +23,14 @@ def owned(by: str, uid: str, deleting: bool = False) -> dict[str, dict[str, Any]
 
 
 def test_ready_once_kubeflex_made_it_for_this_controlplane() -> None:
-    assert namespace_pending("its1", "u1", {}) == "namespace its1-system does not exist yet (KubeFlex makes it)"
-    assert namespace_pending("its1", "u1", owned("its1", "u1")) is None
+    assert namespace_pending(ITS1, "u1", {}) == "namespace its1-system does not exist yet (KubeFlex makes it)"
+    assert namespace_pending(ITS1, "u1", owned("its1", "u1")) is None
 
 
 def test_a_namespace_of_an_earlier_controlplane_of_the_same_name_is_waited_out() -> None:
-    assert namespace_pending("its1", "u2", owned("its1", "u1", deleting=True)) == \
+    assert namespace_pending(ITS1, "u2", owned("its1", "u1", deleting=True)) == \
         "namespace its1-system is still being deleted with an earlier ControlPlane its1"
-    assert namespace_pending("its1", "u1", owned("its1", "u1", deleting=True)) == "namespace its1-system is being deleted"
+    assert namespace_pending(ITS1, "u1", owned("its1", "u1", deleting=True)) == "namespace its1-system is being deleted"
 
 
 @pytest.mark.parametrize(("objects", "held"), [
@@ -36,4 +39,4 @@ def test_a_namespace_of_an_earlier_controlplane_of_the_same_name_is_waited_out()
 ])
 def test_a_namespace_kubeflex_did_not_make_for_the_its_fails_at_once(objects: dict[str, Any], held: str) -> None:
     with pytest.raises(PermanentError, match=f"^namespace its1-system is {held}: it existed before ControlPlane its1"):
-        namespace_pending("its1", "u1", objects)
+        namespace_pending(ITS1, "u1", objects)

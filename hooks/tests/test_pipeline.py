@@ -6,22 +6,27 @@ import io
 from typing import Any
 
 import pytest
+from factories import its
 from ks_its_hooks import ocm_hub, pipeline, properties, registration, space, status_addon
 from ks_its_hooks.errors import Failure, PermanentError
 from ks_its_hooks.log import EventLog
-from ks_its_hooks.spec import HookConfig, ItsSpec, OcmSettings, StatusAddonSettings
+from ks_its_hooks.spec import HookConfig, OcmSettings, StatusAddonSettings
 from ks_its_hooks.step import Context, Step
 
-ITS = ItsSpec("its1", "vcluster", True, None, False)
+ITS = its("its1")
 CONFIG = HookConfig(itses=(ITS,), deadline_seconds=30, ocm=OcmSettings("", "default"),
                     status_addon=StatusAddonSettings("oci://r/c", "v1", False, "", None, {}))
 
 
-def test_the_steps_are_declared_once_in_order_with_unique_names() -> None:
-    assert pipeline.STEPS == (space.STEP, ocm_hub.STEP, status_addon.STEP, properties.STEP, registration.STEP)
-    names = [step.name for step in pipeline.STEPS]
-    assert names == ["space", "ocm-hub", "status-addon", "customization-properties", "registration"]
-    assert all(step.ensures and step.verified_by for step in pipeline.STEPS)
+def test_the_steps_say_what_they_ensure_and_keep_the_order_they_depend_on() -> None:
+    every = (*pipeline.STEPS, *pipeline.PREFLIGHT_STEPS, *pipeline.NAMESPACE_STEPS)
+    assert len({step.name for step in every}) == len(every), "a failure names its step: names are unique"
+    assert all(step.ensures and step.verified_by for step in every)
+    # Every later step works in the space the first reaches; the ITS label, which consumers find ITSes
+    # by, comes last, once everything else holds; the add-on needs the hub's CRDs.
+    assert pipeline.STEPS[0] is space.STEP and pipeline.STEPS[-1] is registration.STEP
+    assert pipeline.STEPS.index(ocm_hub.STEP) < pipeline.STEPS.index(status_addon.STEP)
+    assert properties.STEP in pipeline.STEPS
 
 
 def recording_steps(calls: list[str], fail_at: str | None = None, error: Exception | None = None) -> tuple[Step, ...]:

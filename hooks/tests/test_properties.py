@@ -11,8 +11,3 @@ def test_the_namespace_is_labelled_as_kubestellar_s_and_the_hook_s() -> None:
     assert manifest == {"apiVersion": "v1", "kind": "Namespace", "metadata": {
         "name": "customization-properties",
         "labels": {"app.kubernetes.io/part-of": "kubestellar", "app.kubernetes.io/managed-by": "ks-its-hook"}}}
-
-
-def test_install_creates_and_check_only_reads() -> None:
-    assert properties.STEP.ensure is properties.ensure
-    assert properties.STEP.verify is properties.verify

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from factories import its
 from ks_its_hooks import space
 from ks_its_hooks.errors import PermanentError
-from ks_its_hooks.kubeflex import CredentialsRef
-from ks_its_hooks.spec import ItsSpec
+from ks_its_hooks.spec import SpaceRef
 
-VCLUSTER = ItsSpec("its1", "vcluster", True, None, False)
+VCLUSTER = its("its1")
 
 
 def cp(cp_type: str, ready: str | None = None, reason: str = "Available", **status: object) -> dict[str, object]:
@@ -31,12 +31,12 @@ def test_a_not_synced_controlplane_says_why() -> None:
     pending_cp = cp("external", "False", "Creating")
     pending_cp["status"]["conditions"].append(  # type: ignore[index]
         {"type": "Synced", "status": "False", "reason": "ReconcileError", "message": "dial tcp: refused"})
-    assert space.controlplane_pending(ItsSpec("its1", "external", True, None, False), {"its1": pending_cp}) == (
+    assert space.controlplane_pending(its("its1", "external"), {"its1": pending_cp}) == (
         "ControlPlane not Ready (Creating); Synced=False (ReconcileError dial tcp: refused)")
 
 
 def test_secret_must_carry_the_in_cluster_key() -> None:
-    ref = CredentialsRef("vc-vcluster", "its1-system", "config-incluster")
+    ref = SpaceRef("its1-system", "vc-vcluster", "config-incluster")
     assert space.secret_pending(ref, {}) == "Secret its1-system/vc-vcluster does not exist yet"
     only_external = {"vc-vcluster": {"data": {"config": "eA=="}}}
     assert space.secret_pending(ref, only_external) == "Secret its1-system/vc-vcluster has no key config-incluster yet"
@@ -49,8 +49,3 @@ def test_invalid_kubeconfig_is_permanent_and_says_nothing_of_its_content(text: s
         space.client_for(text)
     assert "s3cr3t" not in str(err.value)
     assert str(err.value).startswith("the space kubeconfig is")
-
-
-def test_the_step_reads_and_so_serves_install_and_check() -> None:
-    assert space.STEP.name == "space"
-    assert space.STEP.ensure is space.STEP.verify is space.reach

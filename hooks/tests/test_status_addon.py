@@ -1,5 +1,5 @@
-"""Step `status-addon`: when the release is up to date, the helm command, and how helm's failures
-are classified."""
+"""Step `status-addon`: when the release is up to date, the helm command, and the registry
+credentials it gives helm. (What the chart's registry answers: test_registry.py.)"""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 
 import pytest
 from ks_its_hooks import status_addon
-from ks_its_hooks.errors import PermanentError, TransientError, is_transient
+from ks_its_hooks.errors import PermanentError
 from ks_its_hooks.spec import StatusAddonSettings
 from ks_its_hooks.status_addon import Release
 
@@ -42,26 +42,7 @@ def test_the_upgrade_command_passes_registry_options_only_when_set() -> None:
                                   plain_http=True, ca_bundle="PEM", pull_secret=None, values={})
     command = status_addon.upgrade_command(private, {**files, "ca.crt": "/p/ca", "registry.json": "/p/r"})
     assert command[-5:] == ["--plain-http", "--ca-file", "/p/ca", "--registry-config", "/p/r"]
-    assert status_addon.registry_host(private) == "mirror:5000"
     assert status_addon.chart_name(private) == "ocm-status-addon-chart"
-
-
-@pytest.mark.parametrize(("tail", "transient", "says"), [
-    ('Error: failed to perform "FetchReference" on source: r:5000/charts/ocm-status-addon-chart:v9: not found',
-     False, "chart oci://ghcr.io/kubestellar/ocm-status-addon-chart version v0.2.0-rc17 does not exist"),
-    ('Error: failed to perform "FetchReference" on source: Get "https://ghcr.io/v2/x/manifests/v1": '
-     "dial tcp 10.0.0.1:443: connect: connection refused", True, "cannot reach the chart registry ghcr.io"),
-    ('Error: failed to perform "FetchReference" on source: Get "https://ghcr.io/v2/": tls: failed to verify '
-     "certificate: x509: certificate signed by unknown authority", False, "is not trusted"),
-    ('Error: failed to perform "FetchReference" on source: GET "https://ghcr.io/v2/": response status code 401: '
-     "unauthorized", False, "the chart registry refused"),
-    ("Error: Kubernetes cluster unreachable: connection refused", True, "helm upgrade --install exited 1"),
-])
-def test_helm_failures_name_the_chart_or_the_registry(tail: str, transient: bool, says: str) -> None:
-    error = status_addon.helm_failure(SETTINGS, "upgrade --install", 1, tail)
-    assert isinstance(error, TransientError if transient else PermanentError)
-    assert is_transient(error) is transient
-    assert says in str(error)
 
 
 def test_registry_credentials_come_from_the_pull_secret_key() -> None:

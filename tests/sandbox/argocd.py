@@ -25,10 +25,11 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from .kube import run_watch
+from .kube import manifest, run_watch
 from .node import Registry, write
+from .ports import free_port
 from .relay import Relays
-from .servers import ApiServer, Process, StartError, free_port, module_dir, pinned, tool
+from .servers import ApiServer, Process, StartError, module_dir, pinned, tool
 
 ARGOCD_NAMESPACE, ARGOCD_NAME = "kube-system", "sandbox-argocd"
 NAMESPACE = "argocd"
@@ -101,7 +102,7 @@ class ArgoCD:
                 time.sleep(0.5)
         core = client.CoreV1Api(self.api)
         with contextlib.suppress(ApiException):
-            core.create_namespace({"metadata": {"name": NAMESPACE}})
+            core.create_namespace(manifest({"metadata": {"name": NAMESPACE}}))
         config = module / "manifests" / "base" / "config"
         files = [arg for name in CONFIG_OBJECTS for arg in ("-f", str(config / f"{name}.yaml"))]
         self._kubectl("apply", "--server-side", "-n", NAMESPACE, *files)

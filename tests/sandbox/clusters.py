@@ -18,9 +18,10 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from .host import NODE_IP
-from .kube import front_service, run_watch
+from .kube import front_service, manifest, run_watch
+from .ports import free_port
 from .relay import Relays
-from .servers import ApiServer, Etcd, free_port, kubeconfig
+from .servers import ApiServer, Etcd, kubeconfig
 from .virtual import APISERVER_ARGS, VirtualCluster
 
 CLUSTERS_NAMESPACE, CLUSTERS_NAME = "kube-system", "sandbox-clusters"
@@ -45,7 +46,7 @@ class Clusters:
 
     def run(self, stop: threading.Event) -> None:
         with contextlib.suppress(ApiException):
-            self.core.create_namespaced_config_map(CLUSTERS_NAMESPACE, {"metadata": {"name": CLUSTERS_NAME}})
+            self.core.create_namespaced_config_map(CLUSTERS_NAMESPACE, manifest({"metadata": {"name": CLUSTERS_NAME}}))
 
         def list_fn(**kw: Any) -> Any:
             return self.core.list_namespaced_config_map(CLUSTERS_NAMESPACE,
@@ -73,7 +74,7 @@ class Clusters:
         namespace = apiserver_name(name)
         try:
             with contextlib.suppress(ApiException):
-                self.core.create_namespace({"metadata": {"name": namespace}})
+                self.core.create_namespace(manifest({"metadata": {"name": namespace}}))
             port = free_port()
             service_ip = front_service(self.hosting, namespace, "apiserver", port)
             server = ApiServer(apiserver_name(name), self.root, self.etcd, port=port, extra_args=APISERVER_ARGS,

@@ -100,8 +100,8 @@ class FaultProxyProcess:
     def __exit__(self, *_: object) -> None:
         assert self._process is not None and self._process.stdout is not None
         self._process.send_signal(signal.SIGTERM)
-        out, _ = self._process.communicate(timeout=30)
-        self.resets = int(out.strip().rsplit("resets=", 1)[1])
+        output: str = self._process.communicate(timeout=30)[0]
+        self.resets = int(output.strip().rsplit("resets=", 1)[1])
 
 
 def main() -> int:

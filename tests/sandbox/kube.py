@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import threading
 import time
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from kubernetes import client, config, watch
@@ -14,10 +15,39 @@ from kubernetes.client.exceptions import ApiException
 
 from .host import NODE_IP
 
+T = TypeVar("T")
+
 
 def api_client(kubeconfig_text: str) -> client.ApiClient:
     api: client.ApiClient = config.new_client_from_config_dict(yaml.safe_load(kubeconfig_text))
     return api
+
+
+def manifest(obj: dict[str, Any]) -> Any:
+    """A manifest as the client's typed API classes take it: they send a dict as it is, though their
+    annotations name their models."""
+    return obj
+
+
+def as_object(value: object) -> dict[str, Any]:
+    """A custom object as the client returns it: a dict, though annotated `object`."""
+    assert isinstance(value, dict), type(value)
+    return value
+
+
+def secret_text(secret: Any, key: str) -> str:
+    """A key of a Secret read with the typed API, decoded."""
+    return base64.b64decode((secret.data or {})[key]).decode()
+
+
+def or_none(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
+    """fn's result, or None when what it reads does not exist (404)."""
+    try:
+        return fn(*args, **kwargs)
+    except ApiException as err:
+        if err.status == 404:
+            return None
+        raise
 
 
 def as_dict(api: client.ApiClient, obj: Any) -> dict[str, Any]:
@@ -74,7 +104,7 @@ def front_service(api: client.ApiClient, namespace: str, name: str, port: int) -
     service = {"metadata": {"name": name, "namespace": namespace},
                "spec": {"ports": [{"name": "https", "port": 443, "targetPort": port, "protocol": "TCP"}]}}
     try:
-        created = core.create_namespaced_service(namespace, service)
+        created = core.create_namespaced_service(namespace, manifest(service))
     except ApiException as err:
         if err.status != 409:
             raise

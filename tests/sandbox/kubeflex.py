@@ -32,8 +32,9 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from .kube import api_client, as_dict, condition, front_service, run_watch
-from .servers import ApiServer, Etcd, free_port, kubeconfig
+from .kube import api_client, as_dict, condition, front_service, manifest, run_watch
+from .ports import free_port
+from .servers import ApiServer, Etcd, kubeconfig
 from .virtual import APISERVER_ARGS
 
 GROUP, VERSION, PLURAL = "tenancy.kflex.kubestellar.org", "v1alpha1", "controlplanes"
@@ -65,7 +66,7 @@ class KubeFlex:
     def run(self, stop: threading.Event) -> None:
         self._stop = stop
         threading.Thread(target=self._keep_spaces_running, daemon=True, name="kubeflex-spaces").start()
-        def list_fn(**kw):
+        def list_fn(**kw: Any) -> Any:
             return self.custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, **kw)
         run_watch(self.api, list_fn, self._handle, stop, "kubeflex", self.log)
         for space in list(self.spaces.values()):
@@ -161,7 +162,7 @@ class KubeFlex:
                  "uid": cp["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}
         while True:
             try:
-                self.core.create_namespace({"metadata": {"name": namespace, "ownerReferences": [owner]}})
+                self.core.create_namespace(manifest({"metadata": {"name": namespace, "ownerReferences": [owner]}}))
                 return
             except ApiException as err:
                 if err.status != 409:
@@ -183,7 +184,7 @@ class KubeFlex:
         encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
         body = {"metadata": {"name": name, "namespace": namespace}, "data": encoded}
         try:
-            self.core.create_namespaced_secret(namespace, body)
+            self.core.create_namespaced_secret(namespace, manifest(body))
         except ApiException as err:
             if err.status != 409:
                 raise
@@ -227,7 +228,7 @@ class KubeFlex:
 
     def _host(self, name: str, namespace: str, cp: dict[str, Any]) -> dict[str, str]:
         try:
-            self.core.create_namespaced_service_account(namespace, {"metadata": {"name": name}})
+            self.core.create_namespaced_service_account(namespace, manifest({"metadata": {"name": name}}))
         except ApiException as err:
             if err.status != 409:
                 raise
@@ -235,7 +236,7 @@ class KubeFlex:
                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
                    "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}]}
         try:
-            self.rbac.create_cluster_role_binding(binding)
+            self.rbac.create_cluster_role_binding(manifest(binding))
         except ApiException as err:
             if err.status != 409:
                 raise
@@ -270,15 +271,15 @@ class KubeFlex:
         external_api = api_client(text)
         core = client.CoreV1Api(external_api)
         try:
-            core.create_namespaced_service_account("kube-system", {"metadata": {"name": "kubeflex"}})
+            core.create_namespaced_service_account("kube-system", manifest({"metadata": {"name": "kubeflex"}}))
         except ApiException as err:
             if err.status != 409:
                 raise
         try:
-            client.RbacAuthorizationV1Api(external_api).create_cluster_role_binding({
+            client.RbacAuthorizationV1Api(external_api).create_cluster_role_binding(manifest({
                 "metadata": {"name": "kubeflex"},
                 "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
-                "subjects": [{"kind": "ServiceAccount", "name": "kubeflex", "namespace": "kube-system"}]})
+                "subjects": [{"kind": "ServiceAccount", "name": "kubeflex", "namespace": "kube-system"}]}))
         except ApiException as err:
             if err.status != 409:
                 raise

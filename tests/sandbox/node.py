@@ -17,8 +17,9 @@ from kubernetes import client
 
 from .certs import CertificateAuthority
 from .host import DNS_SERVICE_IP, NODE_IP, POD_CIDR, Host
-from .kube import api_client, run_watch
-from .servers import ApiServer, Process, StartError, free_port, kubeconfig, tool, wait_http
+from .kube import api_client, or_none, run_watch
+from .ports import free_port
+from .servers import ApiServer, Process, StartError, kubeconfig, tool, wait_http
 
 NODE_NAME = "ks-its-node"
 CNI_PLUGINS = Path("/usr/lib/cni")
@@ -222,13 +223,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
             for process in self.processes:
                 if not process.alive():
                     raise process.fail("exited while the node started")
-            try:
-                node = core.read_node(NODE_NAME)
-                if any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or []):
-                    return
-            except client.exceptions.ApiException as err:
-                if err.status != 404:
-                    raise
+            node = or_none(core.read_node, NODE_NAME)
+            if node and any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or []):
+                return
             time.sleep(0.5)
         raise StartError(f"node {NODE_NAME} did not become Ready within {timeout:.0f}s; log: "
                          f"{self.root / 'logs' / 'kubelet.log'}")

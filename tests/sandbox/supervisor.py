@@ -78,7 +78,10 @@ def pushed_images() -> list[tuple[Path, str]]:
     return found
 
 
-class Sandbox:
+class Supervisor:
+    """The sandbox's parts, as the supervisor process (`serve`) starts, keeps and stops them. Tests and
+    the demo reach a running sandbox through tests.harness.Sandbox."""
+
     def __init__(self, root: Path, machine_netns_fd: int) -> None:
         self.root = root
         self.host = Host(root)
@@ -286,7 +289,7 @@ def _leave_sandbox_cgroup() -> None:
 
 
 def serve(root: Path, machine_netns_fd: int, lifeline: int | None) -> int:
-    sandbox = Sandbox(root, machine_netns_fd)
+    sandbox = Supervisor(root, machine_netns_fd)
     stopping = threading.Event()
     orphaned = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())

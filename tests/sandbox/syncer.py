@@ -30,7 +30,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from .kube import api_client, run_watch
+from .kube import api_client, manifest, or_none, run_watch
 from .servers import ApiServer
 
 MANAGED_BY = "vcluster.loft.sh/managed-by"
@@ -86,7 +86,7 @@ class PodSyncer:
         node = {"metadata": {"name": FAKE_NODE, "labels": {"vcluster.loft.sh/fake-node": "true",
                                                            "kubernetes.io/hostname": FAKE_NODE}}}
         with contextlib.suppress(ApiException):
-            self.vcore.create_node(node)
+            self.vcore.create_node(manifest(node))
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         self.vcore.patch_node_status(FAKE_NODE, {"status": {
             "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "lastHeartbeatTime": now,
@@ -131,13 +131,7 @@ class PodSyncer:
                 self._creating.discard(name)
 
     def _host_pod_exists(self, name: str) -> bool:
-        try:
-            self.hcore.read_namespaced_pod(name, self.namespace)
-        except ApiException as err:
-            if err.status == 404:
-                return False
-            raise
-        return True
+        return or_none(self.hcore.read_namespaced_pod, name, self.namespace) is not None
 
     def _delete_host_pod(self, name: str) -> None:
         with self._lock:
@@ -155,12 +149,9 @@ class PodSyncer:
     def _copy(self, kind: str, namespace: str, name: str) -> bool:
         """Copy a virtual Secret or ConfigMap beside the host pod; False if it does not exist (yet)."""
         read = self.vcore.read_namespaced_secret if kind == "Secret" else self.vcore.read_namespaced_config_map
-        try:
-            source = read(name, namespace)
-        except ApiException as err:
-            if err.status == 404:
-                return False
-            raise
+        source: Any = or_none(read, name, namespace)
+        if source is None:
+            return False
         target = host_name(name, namespace, self.suffix)
         body: dict[str, Any] = {"apiVersion": "v1", "kind": kind,
                                 "metadata": {"name": target, "namespace": self.namespace,
@@ -200,13 +191,13 @@ class PodSyncer:
                             "annotations": {OBJECT_NAME: meta["name"], OBJECT_NAMESPACE: namespace,
                                             OBJECT_UID: meta["uid"]}},
                "spec": translated}
-        created = self.hcore.create_namespaced_pod(self.namespace, pod)
+        created = self.hcore.create_namespaced_pod(self.namespace, manifest(pod))
         owner = {"apiVersion": "v1", "kind": "Pod", "name": name, "uid": created.metadata.uid}
         secret = {"metadata": {"name": token_secret, "namespace": self.namespace, "ownerReferences": [owner],
                                "labels": {MANAGED_BY: self.suffix}},
                   "stringData": {"token": token, "ca.crt": self.virtual_server.ca.cert_pem.decode(),
                                  "namespace": namespace}}
-        self.hcore.create_namespaced_secret(self.namespace, secret)
+        self.hcore.create_namespaced_secret(self.namespace, manifest(secret))
         with contextlib.suppress(ApiException):  # already bound, after a restart of the sandbox
             self.vcore.create_namespaced_pod_binding(meta["name"], namespace, client.V1Binding(
                 metadata=client.V1ObjectMeta(name=meta["name"]),
@@ -227,12 +218,8 @@ class PodSyncer:
                 self._delete_virtual_pod(namespace, name, uid)
             return
         status = {key: value for key, value in (hpod.get("status") or {}).items() if key in STATUS_FIELDS}
-        try:
-            self.vcore.patch_namespaced_pod_status(name, namespace, {"status": status},
-                                                   _content_type="application/merge-patch+json")
-        except ApiException as err:
-            if err.status != 404:
-                raise
+        or_none(self.vcore.patch_namespaced_pod_status, name, namespace, {"status": status},
+                _content_type="application/merge-patch+json")
 
 
 def _references(spec: dict[str, Any]) -> list[tuple[str, str]]:

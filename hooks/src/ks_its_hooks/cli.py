@@ -56,8 +56,8 @@ def hosting_client(connections: int) -> client.ApiClient:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="ks-its-hook", description=__doc__)
     parser.add_argument("command", choices=("preflight", "namespaces", "install", "check", "cleanup"))
-    parser.add_argument("names", nargs="*", help="preflight: the names of the listed ITSes")
-    parser.add_argument("--config", default="/etc/ks-its/its.json", help="its.json rendered by the chart")
+    parser.add_argument("--config", default="/etc/ks-its/its.json",
+                        help="its.json rendered by the chart (the preflight's comes in $ITS_JSON)")
     parser.add_argument("--index", type=int, default=int(os.environ.get("JOB_COMPLETION_INDEX", "0")),
                         help="this pod's index (default: $JOB_COMPLETION_INDEX)")
     parser.add_argument("--shards", type=int, default=int(os.environ.get("ITS_SHARDS", "1")),
@@ -96,10 +96,9 @@ def run_cleanup(args: argparse.Namespace) -> int:
 def run_started(hosting: client.ApiClient, namespace: str, job: str) -> float | None:
     """When the run began, as a time.monotonic() reading: the start of its first Job, so that the
     deadline is the whole run's (a replaced pod, and the Jobs after the first, get what is left)."""
-    from . import kube, pod  # noqa: PLC0415 - see the imports above
+    from . import pod  # noqa: PLC0415 - see the imports above
 
-    status = pod.best_effort(f"read when Job {job} started", kube.get, hosting, kube.JOBS, job, namespace)
-    started = ((status or {}).get("status") or {}).get("startTime")
+    started = pod.best_effort(f"read when Job {job} started", pod.job_start, hosting, namespace, job)
     if not started:
         return None
     ago = time.time() - datetime.strptime(started, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
@@ -133,36 +132,33 @@ def main(argv: list[str] | None = None) -> int:
             termination.write(me, [line])
         return EXIT_USAGE
 
-    if args.command == "preflight":
-        names: tuple[str, ...] = tuple(args.names)
-        if not names:
-            return usage_error("ks-its-hook: preflight needs the names of the ITSes")
-    else:
-        try:
+    # The preflight runs before the release's ConfigMap exists: its.json comes in its environment.
+    source = "$ITS_JSON" if "ITS_JSON" in os.environ else args.config
+    try:
+        if "ITS_JSON" in os.environ:
+            settings = parse_config(os.environ["ITS_JSON"])
+        else:
             with open(args.config, encoding="utf-8") as handle:
                 settings = parse_config(handle.read())
-            mine = shard(settings.itses, args.index, args.shards)
-        except (OSError, ConfigError) as err:
-            return usage_error(f"ks-its-hook: invalid configuration {args.config}: {err}")
-        if args.deadline:
-            settings = dataclasses.replace(settings, deadline_seconds=float(args.deadline))
-        names = tuple(its.name for its in mine)
+        mine = shard(settings.itses, args.index, args.shards)
+    except (OSError, ConfigError) as err:
+        return usage_error(f"ks-its-hook: invalid configuration {source}: {err}")
+    if args.deadline:
+        settings = dataclasses.replace(settings, deadline_seconds=float(args.deadline))
+    names = tuple(its.name for its in mine)
     if me:
         termination.write(me, termination.unfinished(names))
     termination.end_on_sigterm(args.command, names, me)
 
     from kubernetes.config import ConfigException  # noqa: PLC0415 - see the imports above
 
-    from . import pipeline, preflight  # noqa: PLC0415
+    from . import pipeline  # noqa: PLC0415
     from .log import EventLog  # noqa: PLC0415
 
     try:
         hosting = hosting_client(connections=len(names))
     except ConfigException as err:
         return usage_error(f"ks-its-hook: no credentials for the hosting cluster: {err}")
-    if args.command == "preflight":
-        checked = [preflight.check(hosting, name, EventLog(name)) for name in names]
-        return finish(me, hosting, [failed for failed in checked if failed], f"preflight passed: {', '.join(names)}")
     run_job = os.environ.get("ITS_RUN_JOB")
     started = run_started(hosting, me.namespace, run_job) if me and run_job else None
     mode: pipeline.Mode = args.command
@@ -170,8 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     with ThreadPoolExecutor(max_workers=max(1, len(mine))) as pool:
         outcomes = pool.map(lambda its: pipeline.run(mode, hosting, its, settings, EventLog(its.name), started), mine)
         failures = [failed for failed in outcomes if failed is not None]
-    done = "namespaces ready" if mode == "namespaces" else "ready"
-    return finish(me, hosting, failures, f"{done}: {', '.join(names)}")
+    return finish(me, hosting, failures, f"{pipeline.FINISHED[mode]}: {', '.join(names)}")
 
 
 if __name__ == "__main__":

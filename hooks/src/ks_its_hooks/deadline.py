@@ -8,7 +8,7 @@ from typing import TypeVar
 
 import tenacity
 
-from .errors import cause, is_transient
+from .errors import cause, is_transient, retry_after
 from .log import EventLog
 
 T = TypeVar("T")
@@ -16,6 +16,12 @@ T = TypeVar("T")
 # Backoff between tries: 0.1 s doubling to at most 5 s, with jitter so that many ITSes do not
 # retry against one API server in lockstep.
 BACKOFF = tenacity.wait_exponential_jitter(multiplier=0.1, max=5.0, jitter=0.5)
+
+
+def pause(state: tenacity.RetryCallState) -> float:
+    """The backoff, or longer when the server said how long to wait (Retry-After on a 429 or 503)."""
+    exc = state.outcome.exception() if state.outcome else None
+    return max(BACKOFF(state), retry_after(exc) if exc else 0.0)
 
 
 class Deadline:
@@ -52,7 +58,7 @@ def call(fn: Callable[[], T], deadline: Deadline, log: EventLog, step: str, what
         stop = stop | tenacity.stop_after_attempt(attempts)
     retrying = tenacity.Retrying(
         retry=tenacity.retry_if_exception(is_transient),
-        wait=BACKOFF,
+        wait=pause,
         stop=stop,
         before_sleep=before_sleep,
         reraise=True,

@@ -21,8 +21,10 @@ import urllib3.exceptions
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-# 409 Conflict: a concurrent writer (KubeFlex, the transport controller) got there first; try again.
-TRANSIENT_STATUS = frozenset({409, 425, 429, 500, 502, 503, 504})
+# By status class: the server's trouble (5xx), too many requests (429), too early (425), and a
+# concurrent writer (409 Conflict: KubeFlex, the transport controller got there first) pass; any other
+# 4xx is about the request, which a retry repeats. No status: the client's own failure to talk.
+TRANSIENT_CLIENT_STATUS = frozenset({409, 425, 429})
 
 
 class TransientError(Exception):
@@ -85,12 +87,21 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, ApiException):
         if exc.status == 409 and api_reason(exc) == "AlreadyExists":
             return False  # the object is there: retrying a create cannot help
-        # status 0 is the client's own failure to talk to the server.
-        return exc.status in TRANSIENT_STATUS or not exc.status
+        return not exc.status or exc.status >= 500 or exc.status in TRANSIENT_CLIENT_STATUS
     return isinstance(
         exc,
         urllib3.exceptions.HTTPError | ConnectionError | TimeoutError | socket.gaierror | http.client.HTTPException,
     )
+
+
+def retry_after(exc: BaseException) -> float:
+    """The seconds a 429 or 503 response asks a client to wait (its Retry-After header), else 0."""
+    if isinstance(exc, ApiException) and exc.status in (429, 503) and exc.headers:
+        try:
+            return max(0.0, float(exc.headers.get("Retry-After", 0)))
+        except (TypeError, ValueError):
+            return 0.0
+    return 0.0
 
 
 def is_permanent(exc: BaseException) -> bool:

@@ -6,21 +6,14 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
-
-from . import FIELD_MANAGER, commands, kube, workloads
-from .errors import PermanentError, TransientError
-from .kubeflex import CP_GROUP, CP_PLURAL, CP_VERSION
+from . import commands, kube, workloads
+from .errors import DeadlineExceeded, PermanentError, TransientError
 from .readiness import condition_reason, condition_status, crds_pending
 from .spec import OcmSettings
 from .step import Context, Step
 
-CM_GROUP = "operator.open-cluster-management.io"
-CM_VERSION = "v1"
-CM_PLURAL = "clustermanagers"
 CM_NAME = "cluster-manager"
 # The CRDs a WEC registration and transport need; Established, not merely created.
 HUB_CRDS = (
@@ -109,15 +102,7 @@ def clustermanager_pending(objects: dict[str, dict[str, Any]]) -> str | None:
 
 
 def hub_exists(ctx: Context) -> bool:
-    custom = client.CustomObjectsApi(ctx.space.api)
-    try:
-        ctx.call(lambda: custom.get_cluster_custom_object(CM_GROUP, CM_VERSION, CM_PLURAL, CM_NAME),
-                 "reading the ClusterManager")
-    except ApiException as err:
-        if err.status == 404:  # no ClusterManager, or not even its CRD
-            return False
-        raise
-    return True
+    return ctx.space.client.get(kube.CLUSTERMANAGERS, CM_NAME) is not None  # None: no hub, or not even its CRD
 
 
 def run_init(ctx: Context) -> None:
@@ -131,7 +116,7 @@ def run_init(ctx: Context) -> None:
         if result.returncode != 0:
             raise TransientError(f"clusteradm init exited {result.returncode}: {commands.output_tail(result)}")
 
-    ctx.call(attempt, "clusteradm init", attempts=CLUSTERADM_ATTEMPTS)
+    ctx.retry(attempt, "clusteradm init", attempts=CLUSTERADM_ATTEMPTS)
 
 
 # What a user changes when the registry has none of OCM's images at the bundle's tag.
@@ -141,80 +126,64 @@ IMAGES_FIX = "ocm.imageRegistry must name a registry that holds OCM's images at 
 def diagnose(ctx: Context) -> str | None:
     """The first of the hub's Deployments that is not available, and why: what a user acts on rather
     than a condition."""
-    return (workloads.why_not_available(ctx.space.api, OPERATOR_NAMESPACE, (OPERATOR_DEPLOYMENT,), IMAGES_FIX)
-            or workloads.why_not_available(ctx.space.api, HUB_NAMESPACE, HUB_DEPLOYMENTS, IMAGES_FIX))
+    return (workloads.why_not_available(ctx.space.client, OPERATOR_NAMESPACE, (OPERATOR_DEPLOYMENT,), IMAGES_FIX)
+            or workloads.why_not_available(ctx.space.client, HUB_NAMESPACE, HUB_DEPLOYMENTS, IMAGES_FIX))
 
 
 def probe_webhooks(ctx: Context) -> None:
     """A server-side dry run of a ManagedCluster and a ManifestWork: OCM's admission webhooks judge
-    both (failure policy Fail), so they succeed only once the webhooks answer. Nothing is stored."""
-    custom = client.CustomObjectsApi(ctx.space.api)
+    both (failure policy Fail), so they succeed only once the webhooks answer. Nothing is stored.
+    Until the webhooks serve, the API server answers 500 ("failed calling webhook"): retried."""
     cluster = {"apiVersion": "cluster.open-cluster-management.io/v1", "kind": "ManagedCluster",
                "metadata": {"generateName": "ks-its-webhook-probe-"}, "spec": {"hubAcceptsClient": False}}
     work = {"apiVersion": "work.open-cluster-management.io/v1", "kind": "ManifestWork",
             "metadata": {"generateName": "ks-its-webhook-probe-"},
             "spec": {"workload": {"manifests": [{"apiVersion": "v1", "kind": "ConfigMap",
                                                  "metadata": {"name": "ks-its-webhook-probe", "namespace": "default"}}]}}}
-    # Until the webhooks serve, the API server answers 500 ("failed calling webhook"): retried.
-    ctx.call(lambda: custom.create_cluster_custom_object(
-        "cluster.open-cluster-management.io", "v1", "managedclusters", cluster, dry_run="All"),
-        "asking the ManagedCluster webhooks (dry run)")
-    ctx.call(lambda: custom.create_namespaced_custom_object(
-        "work.open-cluster-management.io", "v1", HUB_NAMESPACE, "manifestworks", work, dry_run="All"),
-        "asking the ManifestWork webhook (dry run)")
+    ctx.space.client.create(kube.MANAGEDCLUSTERS, cluster, dry_run="All")
+    ctx.space.client.create(kube.MANIFESTWORKS, work, HUB_NAMESPACE, dry_run="All")
 
 
 def wait_ready(ctx: Context) -> None:
     """Ready means serving: a WEC can register and receive work."""
-    custom = client.CustomObjectsApi(ctx.space.api)
+    space = ctx.space.client
     explain = workloads.explainer("the OCM hub", functools.partial(diagnose, ctx))
     with workloads.deadline_explained(ctx, "the OCM hub", explain):
-        list_cm = functools.partial(custom.list_cluster_custom_object, CM_GROUP, CM_VERSION, CM_PLURAL)
-        ctx.wait_until(list_cm, clustermanager_pending, "the ClusterManager to be applied and running",
-                       field_selector=f"metadata.name={CM_NAME}", explain=explain)
-        ctx.wait_until(kube.lister(ctx.space.api, kube.DEPLOYMENTS, HUB_NAMESPACE),
-                       functools.partial(workloads.deployments_pending, HUB_DEPLOYMENTS), "the hub's Deployments",
-                       explain=explain)
-    ctx.wait_until(kube.lister(ctx.space.api, kube.CRDS), functools.partial(crds_pending, HUB_CRDS),
-                   "hub CRDs Established")
+        space.wait(kube.CLUSTERMANAGERS, clustermanager_pending, "the ClusterManager to be applied and running",
+                   name=CM_NAME, explain=explain)
+        space.wait(kube.DEPLOYMENTS, functools.partial(workloads.deployments_pending, HUB_DEPLOYMENTS),
+                   "the hub's Deployments", HUB_NAMESPACE, explain=explain)
+    space.wait(kube.CRDS, functools.partial(crds_pending, HUB_CRDS), "hub CRDs Established")
     probe_webhooks(ctx)
     ctx.info("OCM hub serving", waited_s=round(ctx.deadline.elapsed(), 2))
 
 
 def read_clustermanager(ctx: Context) -> dict[str, Any]:
-    custom = client.CustomObjectsApi(ctx.space.api)
-    return cast(dict[str, Any], ctx.call(lambda: custom.get_cluster_custom_object(CM_GROUP, CM_VERSION, CM_PLURAL,
-                                                                                    CM_NAME), "reading the ClusterManager"))
+    cm = ctx.space.client.get(kube.CLUSTERMANAGERS, CM_NAME)
+    if cm is None:
+        raise PermanentError(f"ClusterManager {CM_NAME} is gone")
+    return cm
 
 
 def controlplane_alive(ctx: Context, owner: HubOwner) -> bool:
-    custom = client.CustomObjectsApi(ctx.hosting)
-    try:
-        cp = cast(dict[str, Any], ctx.call(lambda: custom.get_cluster_custom_object(
-            CP_GROUP, CP_VERSION, CP_PLURAL, owner.its), f"reading ControlPlane {owner.its}"))
-    except ApiException as err:
-        if err.status == 404:
-            return False
-        raise
-    metadata = cp.get("metadata") or {}
+    metadata = (ctx.hosting.get(kube.CONTROLPLANES, owner.its) or {}).get("metadata") or {}
     return bool(metadata.get("uid") == owner.controlplane_uid and not metadata.get("deletionTimestamp"))
 
 
 def hosting_cluster(ctx: Context) -> str:
     """The hosting cluster's identity: the uid of its kube-system namespace, which lives as long as it does."""
-    namespace = ctx.call(lambda: kube.get(ctx.hosting, kube.NAMESPACES, "kube-system"),
-                         "reading namespace kube-system of the hosting cluster")
+    namespace = ctx.hosting.get(kube.NAMESPACES, "kube-system")
+    if namespace is None:
+        raise PermanentError("the hosting cluster has no namespace kube-system")
     return str(namespace["metadata"]["uid"])
 
 
 def claim(ctx: Context) -> None:
     """Record this ITS as the hub's owner, unless it is already; fail if another live ITS is. The
-    write is conditional on the ClusterManager's resourceVersion: of two hooks claiming at once, one
-    wins and the other decides again."""
+    write is conditional on the ClusterManager's version: of two hooks claiming at once, one wins and
+    the other decides again on what is there now."""
     me = HubOwner(its=ctx.its.name, controlplane_uid=ctx.space.controlplane_uid, hosting_cluster=hosting_cluster(ctx))
-    custom = client.CustomObjectsApi(ctx.space.api)
-
-    def attempt() -> None:
+    while True:
         cm = read_clustermanager(ctx)
         recorded = recorded_owner(cm)
         if recorded == me:
@@ -224,12 +193,12 @@ def claim(ctx: Context) -> None:
         if conflict is not None:
             raise PermanentError(conflict)
         patch = {"metadata": {"resourceVersion": cm["metadata"]["resourceVersion"], "annotations": me.annotations()}}
-        custom.patch_cluster_custom_object(CM_GROUP, CM_VERSION, CM_PLURAL, CM_NAME, patch,
-                                           field_manager=FIELD_MANAGER, _content_type="application/merge-patch+json")
-        ctx.info("recorded this ITS as the hub's owner", replaced=recorded.its if recorded else "nobody")
-
-    # A 409 Conflict (another writer between the read and the write) is transient: decide again.
-    ctx.call(attempt, "recording the hub's owner")
+        if ctx.space.client.patch(kube.CLUSTERMANAGERS, CM_NAME, patch, "recording the hub's owner") is not None:
+            ctx.info("recorded this ITS as the hub's owner", replaced=recorded.its if recorded else "nobody")
+            return
+        if ctx.deadline.expired():
+            raise DeadlineExceeded(f"timed out after {ctx.deadline.elapsed():.0f}s recording the hub's owner: "
+                                   f"ClusterManager {CM_NAME} changed at every try")
 
 
 def verify_owner(ctx: Context) -> None:

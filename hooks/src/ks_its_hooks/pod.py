@@ -1,6 +1,7 @@
-"""What the hook does as a pod of the release besides its steps: each failed ITS becomes an Event on
-the pod's Job, where `kubectl describe job` shows it; and `cleanup`, the pre-delete hook, deletes the
-release's Jobs and the helm test pod, which Helm never deletes with the release."""
+"""What the hook does as a pod of the release, outside any ITS's steps, each under a short deadline of
+its own and the one retry policy: when the run began (its first Job's start), each failed ITS as an
+Event on the pod's Job (where `kubectl describe job` shows it), and `cleanup`, the pre-delete hook,
+which deletes the release's Jobs and the helm test pod, which Helm never deletes with the release."""
 
 from __future__ import annotations
 
@@ -10,18 +11,40 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
+from kubernetes.client import ApiClient
 
 from . import FIELD_MANAGER, kube
+from .client import Client
+from .deadline import Deadline
 from .errors import Failure, cause
+from .log import EventLog
 
 T = TypeVar("T")
 
+# Long enough for retries through a short outage of the hosting API server, short enough not to hold
+# up a pod whose ITSes are done.
+SECONDS = 30
 
-def report_failures(hosting: client.ApiClient, namespace: str, job: str, failures: Sequence[Failure]) -> None:
+
+def pod_client(hosting: ApiClient, what: str) -> Client:
+    """A client for the pod's own requests: their lines carry `its=-` (no ITS) and step=`what`."""
+    return Client(hosting, Deadline(SECONDS), EventLog("-"), lambda: what)
+
+
+def job_start(hosting: ApiClient, namespace: str, job: str) -> str | None:
+    """The Job's status.startTime (RFC 3339), if it has started."""
+    found = pod_client(hosting, "run").get(kube.JOBS, job, namespace) or {}
+    started = (found.get("status") or {}).get("startTime")
+    return str(started) if started else None
+
+
+def report_failures(hosting: ApiClient, namespace: str, job: str, failures: Sequence[Failure]) -> None:
+    api = pod_client(hosting, "report")
+    found = api.get(kube.JOBS, job, namespace)
+    if found is None:
+        return  # deleted meanwhile: nowhere to report
     # kubectl describe finds a Job's Events by its uid.
-    uid = kube.get(hosting, kube.JOBS, job, namespace)["metadata"]["uid"]
+    uid = found["metadata"]["uid"]
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     for failed in failures:
         event: dict[str, Any] = {
@@ -32,21 +55,14 @@ def report_failures(hosting: client.ApiClient, namespace: str, job: str, failure
             "type": "Warning", "source": {"component": FIELD_MANAGER}, "firstTimestamp": now, "lastTimestamp": now,
             "count": 1, "reportingComponent": FIELD_MANAGER,
             "reportingInstance": os.environ.get("POD_NAME", FIELD_MANAGER)}
-        kube.create(hosting, kube.EVENTS, event, namespace)
+        api.create(kube.EVENTS, event, namespace)
 
 
-def cleanup(hosting: client.ApiClient, namespace: str, jobs: Sequence[str], test_pod: str) -> list[str]:
+def cleanup(hosting: ApiClient, namespace: str, jobs: Sequence[str], test_pod: str) -> list[str]:
     """Delete the release's Jobs (their pods with them) and the helm test pod. Returns what was deleted."""
-    deleted = []
-    targets = [("Job", kube.JOBS, job) for job in jobs] + [("Pod", kube.PODS, test_pod)]
-    for kind, resource, name in targets:
-        try:
-            kube.delete(hosting, resource, name, namespace, propagation_policy="Background")
-            deleted.append(f"{kind} {namespace}/{name}")
-        except ApiException as err:
-            if err.status != 404:
-                raise
-    return deleted
+    api = pod_client(hosting, "cleanup")
+    targets = [(kube.JOBS, job) for job in jobs] + [(kube.PODS, test_pod)]
+    return [kind.describe(name, namespace) for kind, name in targets if api.delete(kind, name, namespace)]
 
 
 def best_effort(what: str, fn: Callable[..., T], *args: Any,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -43,18 +42,10 @@ def _name(obj: dict[str, Any]) -> str:
     return str((obj.get("metadata") or {}).get("name", ""))
 
 
-def plain(api_fn: Callable[..., Any], *args: Any, **params: Any) -> dict[str, Any]:
-    """A response as plain JSON. The client's models would cost megabytes and seconds of CPU for a list
-    of CRDs with their schemas, once per ITS, and the hook only reads a few fields."""
-    response = api_fn(*args, _preload_content=False, **params)
-    try:
-        return cast(dict[str, Any], json.loads(response.data))
-    finally:
-        response.release_conn()
-
-
 def list_objects(list_fn: Callable[..., Any], **params: Any) -> dict[str, Any]:
-    return plain(list_fn, **params)
+    """A list as plain JSON (kube.lister's): the client's models would cost megabytes and seconds of CPU
+    for a list of CRDs with their schemas, once per ITS, and the hook only reads a few fields."""
+    return cast(dict[str, Any], list_fn(**params))
 
 
 def wait_until(
@@ -67,7 +58,8 @@ def wait_until(
     field_selector: str | None = None,
     explain: Callable[[], str | None] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """List, then watch from the list's resourceVersion until check() is satisfied.
+    """List, then watch from the list's resourceVersion until check() is satisfied. list_fn is a
+    kube.lister (which kubernetes.watch drives as it drives the typed API classes' list functions).
 
     Returns the objects seen (by name). Raises DeadlineExceeded with what is still missing,
     or the first permanent API error. Progress is logged every PROGRESS_EVERY_S seconds, with why

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any, cast
+from typing import Any
 
-from kubernetes import client
-
-from . import FIELD_MANAGER
+from . import kube
 from .deadline import Deadline
 from .errors import Failure, PermanentError, cause
-from .kubeflex import CP_GROUP, CP_PLURAL, CP_VERSION, ITS_LABEL, ITS_LABEL_VALUE
+from .kubeflex import ITS_LABEL, ITS_LABEL_VALUE
 from .manifests import render
 from .step import Context, Step
 
@@ -45,10 +43,10 @@ def desired_metadata(
 
 
 def read_controlplane(ctx: Context) -> dict[str, Any]:
-    custom = client.CustomObjectsApi(ctx.hosting)
-    return cast(dict[str, Any], ctx.call(
-        lambda: custom.get_cluster_custom_object(CP_GROUP, CP_VERSION, CP_PLURAL, ctx.its.name),
-        "reading the ControlPlane"))
+    controlplane = ctx.hosting.get(kube.CONTROLPLANES, ctx.its.name)
+    if controlplane is None:
+        raise PermanentError(f"ControlPlane {ctx.its.name} is gone")
+    return controlplane
 
 
 def record(ctx: Context, outcome: str) -> bool:
@@ -58,22 +56,15 @@ def record(ctx: Context, outcome: str) -> bool:
         ctx.info("ControlPlane already records this outcome", outcome=outcome)
         return False
     labels, annotations = wanted
-    body = render("registration.yaml.j2", name=ctx.its.name, labels=labels, annotations=annotations)
-    custom = client.CustomObjectsApi(ctx.hosting)
-    ctx.call(
-        lambda: custom.patch_cluster_custom_object(
-            CP_GROUP, CP_VERSION, CP_PLURAL, ctx.its.name, body,
-            field_manager=FIELD_MANAGER, force=True, _content_type="application/apply-patch+yaml",
-        ),
-        "applying the registration",
-    )
+    ctx.hosting.apply(kube.CONTROLPLANES, render("registration.yaml.j2", name=ctx.its.name, labels=labels,
+                                                 annotations=annotations))
     ctx.info("ControlPlane updated", outcome=outcome, its_label=bool(labels))
     return True
 
 
 def record_failure(ctx: Context, failed: Failure) -> None:
     """Best effort: the run has failed already, and this must not hide why."""
-    own = dataclasses.replace(ctx, deadline=Deadline(RECORD_FAILURE_SECONDS), step=STEP.name)
+    own = dataclasses.replace(ctx, deadline=Deadline(RECORD_FAILURE_SECONDS), step=STEP.name)  # its own clients too
     try:
         record(own, f"Failed: {failed.step}: {failed.cause}"[:250])
     except Exception as err:

@@ -9,14 +9,12 @@ from typing import Any
 
 import yaml
 from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from . import USER_AGENT, kube, kubeflex
 from .errors import PermanentError
-from .kubeflex import CredentialsRef
 from .readiness import condition_reason, condition_status
-from .spec import ItsSpec
+from .spec import ItsSpec, SpaceRef
 from .step import Context, Space, Step
 
 
@@ -37,7 +35,7 @@ def controlplane_pending(its: ItsSpec, objects: dict[str, dict[str, Any]]) -> st
     return pending
 
 
-def secret_pending(ref: CredentialsRef, objects: dict[str, dict[str, Any]]) -> str | None:
+def secret_pending(ref: SpaceRef, objects: dict[str, dict[str, Any]]) -> str | None:
     secret = objects.get(ref.secret)
     if secret is None:
         return f"Secret {ref.namespace}/{ref.secret} does not exist yet"
@@ -70,23 +68,14 @@ def check_bootstrap_secret(ctx: Context) -> None:
     ref = ctx.its.bootstrap_secret
     if ref is None:
         return
-    adopted_ref = kubeflex.in_cluster_credentials(ctx.its.name, ctx.its.type, {})
-
-    def read(name: str, namespace: str) -> Any:
-        try:
-            return ctx.call(lambda: kube.get(ctx.hosting, kube.SECRETS, name, namespace),
-                            f"reading Secret {namespace}/{name}")
-        except ApiException as err:
-            if err.status == 404:
-                return None
-            raise
+    space = ctx.its.space
 
     def adopted() -> bool:
-        return read(adopted_ref.secret, adopted_ref.namespace) is not None
+        return ctx.hosting.get(kube.SECRETS, space.secret, space.namespace) is not None
 
     if adopted():
         return
-    secret = read(ref.name, ref.namespace)
+    secret = ctx.hosting.get(kube.SECRETS, ref.name, ref.namespace)
     if secret is not None and (secret.get("data") or {}).get(ref.key):
         return
     if adopted():
@@ -96,49 +85,23 @@ def check_bootstrap_secret(ctx: Context) -> None:
     raise PermanentError(f"bootstrap Secret {ref.namespace}/{ref.name} has no key {ref.key}")
 
 
-def wait_controlplane(ctx: Context) -> dict[str, Any]:
-    custom = client.CustomObjectsApi(ctx.hosting)
-    list_fn = functools.partial(custom.list_cluster_custom_object,
-                                kubeflex.CP_GROUP, kubeflex.CP_VERSION, kubeflex.CP_PLURAL)
-    objects = ctx.wait_until(list_fn, functools.partial(controlplane_pending, ctx.its),
-                             f"ControlPlane {ctx.its.name} Ready", field_selector=f"metadata.name={ctx.its.name}")
-    return objects[ctx.its.name]
-
-
-def read_kubeconfig(ctx: Context, ref: CredentialsRef) -> str:
-    objects = ctx.wait_until(kube.lister(ctx.hosting, kube.SECRETS, ref.namespace), functools.partial(secret_pending, ref),
-                             f"key {ref.key} in Secret {ref.namespace}/{ref.secret}",
-                             field_selector=f"metadata.name={ref.secret}")
-    return base64.b64decode(objects[ref.secret]["data"][ref.key]).decode()
-
-
-def wait_readyz(ctx: Context, api: client.ApiClient) -> None:
-    """Probe /readyz with the space's own credentials, so a bad token fails here, not later."""
-
-    def probe() -> None:
-        method, url, headers, _, _ = api.param_serialize("GET", "/readyz", auth_settings=["BearerToken"])
-        response = api.call_api(method, url, header_params=headers,
-                                _request_timeout=max(1.0, min(10.0, ctx.deadline.remaining())))
-        if response.status != 200:
-            raise ApiException(status=response.status, reason=response.reason)
-
-    ctx.call(probe, "probing the space API server /readyz")
-
-
 def reach(ctx: Context) -> None:
     """Read-only, so install and check share it: both need the space."""
     check_bootstrap_secret(ctx)
-    ctx.info("waiting for the ControlPlane to be Ready")
-    controlplane = wait_controlplane(ctx)
-    ref = kubeflex.in_cluster_credentials(ctx.its.name, ctx.its.type,
-                                          (controlplane.get("status") or {}).get("secretRef") or {})
+    controlplane = ctx.hosting.wait(kube.CONTROLPLANES, functools.partial(controlplane_pending, ctx.its),
+                                    f"ControlPlane {ctx.its.name} Ready", name=ctx.its.name)[ctx.its.name]
+    ref = kubeflex.in_cluster_credentials(ctx.its, (controlplane.get("status") or {}).get("secretRef") or {})
     ctx.info("ControlPlane Ready; reading the in-cluster kubeconfig",
              secret=f"{ref.namespace}/{ref.secret}", key=ref.key, waited_s=round(ctx.deadline.elapsed(), 2))
-    kubeconfig = read_kubeconfig(ctx, ref)
-    api = client_for(kubeconfig)
-    wait_readyz(ctx, api)
+    secrets = ctx.hosting.wait(kube.SECRETS, functools.partial(secret_pending, ref),
+                               f"key {ref.key} in Secret {ref.namespace}/{ref.secret}", ref.namespace, ref.secret)
+    kubeconfig = base64.b64decode(secrets[ref.secret]["data"][ref.key]).decode()
+    space = ctx.client(client_for(kubeconfig))
+    # /readyz with the space's own credentials, so that a bad token fails here, not later.
+    space.request("GET", "/readyz", "probing the space API server /readyz", text=True,
+                  request_timeout=max(1.0, min(10.0, ctx.deadline.remaining())))
     ctx.info("space API server ready", waited_s=round(ctx.deadline.elapsed(), 2))
-    ctx.reached = Space(api=api, kubeconfig=kubeconfig, controlplane_uid=str(controlplane["metadata"]["uid"]))
+    ctx.reached = Space(client=space, kubeconfig=kubeconfig, controlplane_uid=str(controlplane["metadata"]["uid"]))
 
 
 STEP = Step(

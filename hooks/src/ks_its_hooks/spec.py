@@ -1,4 +1,7 @@
-"""The hook's input: the ITS list and settings the chart renders into its.json."""
+"""The hook's input: its.json, which the chart renders (the `its.hookConfig` template) and this module
+reads, field for field: the contract between them. What depends on an ITS's type (its space's
+namespace, and the Secret and key where KubeFlex writes the space's kubeconfig) comes from the chart,
+which is the one place of those facts."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from typing import Any, Literal, cast
 
 SpaceType = Literal["vcluster", "host", "external"]
 SPACE_TYPES: tuple[SpaceType, ...] = ("vcluster", "host", "external")
+API_VERSION, KIND = "its.kubestellar.io/v1alpha1", "HookConfig"
 
 
 class ConfigError(ValueError):
@@ -22,12 +26,24 @@ class SecretRef:
 
 
 @dataclass(frozen=True)
+class SpaceRef:
+    """Where the ITS's space is in the hosting cluster: KubeFlex's namespace for it, and the Secret and
+    key of the kubeconfig for use inside the hosting cluster (unless the ControlPlane's status names
+    others)."""
+
+    namespace: str
+    secret: str
+    key: str
+
+
+@dataclass(frozen=True)
 class ItsSpec:
     name: str
     type: SpaceType
     install_clusteradm: bool
     bootstrap_secret: SecretRef | None
     install_status_addon: bool
+    space: SpaceRef
 
 
 @dataclass(frozen=True)
@@ -88,12 +104,17 @@ def _its(obj: Any, where: str) -> ItsSpec:
     bootstrap = _secret_ref(obj.get("bootstrapSecret"), f"{where}.bootstrapSecret")
     if (space_type == "external") != (bootstrap is not None):
         raise ConfigError(f"{where}.bootstrapSecret is required for type external and only for it")
+    space = _field(obj, "space", dict, where)
+    credentials = _field(space, "credentials", dict, f"{where}.space")
     return ItsSpec(
         name=_field(obj, "name", str, where),
         type=cast(SpaceType, space_type),
         install_clusteradm=_field(obj, "installClusteradm", bool, where),
         bootstrap_secret=bootstrap,
         install_status_addon=_field(obj, "installStatusAddon", bool, where),
+        space=SpaceRef(namespace=_field(space, "namespace", str, f"{where}.space"),
+                       secret=_field(credentials, "secret", str, f"{where}.space.credentials"),
+                       key=_field(credentials, "key", str, f"{where}.space.credentials")),
     )
 
 
@@ -105,6 +126,10 @@ def parse_config(text: str) -> HookConfig:
         raise ConfigError(f"its.json is not JSON: {err}") from err
     if not isinstance(raw, dict):
         raise ConfigError("its.json must be an object")
+    found = (raw.get("apiVersion"), raw.get("kind"))
+    if found != (API_VERSION, KIND):
+        raise ConfigError(f"its.json is {found[0]}/{found[1]}, this hook reads {API_VERSION}/{KIND}: "
+                          "the chart and the hook image are of different versions")
     items = _field(raw, "itses", list, "its.json")
     itses = tuple(_its(item, f"itses[{i}]") for i, item in enumerate(items))
     names = [its.name for its in itses]

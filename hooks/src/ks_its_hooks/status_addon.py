@@ -1,6 +1,6 @@
 """Step `status-addon`: KubeStellar's OCM status add-on, installed into the space with helm as
 upstream's core chart does (release `status-addon` in `open-cluster-management`), once the CRDs it
-needs are Established; then wait until its controller runs.
+needs are Established and its registry has the chart (registry.py); then wait until its controller runs.
 
 A re-run on a ready ITS makes no write: the deployed release's chart, version and values are read
 first, and helm is called only when they differ or the release is not deployed.
@@ -15,11 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from kubernetes import client
-
 from . import commands, kube, workloads
 from .errors import DeadlineExceeded, PermanentError, TransientError
 from .readiness import crds_pending
+from .registry import Registry
 from .spec import StatusAddonSettings
 from .step import Context, Step
 
@@ -27,15 +26,12 @@ T = TypeVar("T")
 
 RELEASE, NAMESPACE = "status-addon", "open-cluster-management"
 CONTROLLER_DEPLOYMENT = "addon-status-controller"
-ADDON = ("addon.open-cluster-management.io", "v1alpha1", "clustermanagementaddons", "addon-status")
+ADDON = "addon-status"
 # What the add-on chart creates besides its own kinds (upstream waits for exactly these two).
 NEEDED_CRDS = ("placements.cluster.open-cluster-management.io",
                "managedclustersetbindings.cluster.open-cluster-management.io")
 # What a user changes when the registry has no image of the add-on's controller.
 IMAGES_FIX = "the add-on chart's image must be in a registry the nodes pull from (statusAddon.values for a mirror)"
-# What a registry answers that retrying cannot change, and what a network says that it can.
-_UNREACHABLE = ("dial tcp", "connection refused", "connection reset", "no such host", "i/o timeout",
-                "tls handshake timeout", "eof", "status code 5", "context deadline exceeded")
 
 
 @dataclass(frozen=True)
@@ -50,10 +46,6 @@ class Release:
 
 def chart_name(settings: StatusAddonSettings) -> str:
     return settings.chart.rstrip("/").rsplit("/", 1)[-1]
-
-
-def registry_host(settings: StatusAddonSettings) -> str:
-    return settings.chart.removeprefix("oci://").split("/", 1)[0]
 
 
 def up_to_date(release: Release | None, settings: StatusAddonSettings) -> str | None:
@@ -93,23 +85,6 @@ def upgrade_command(settings: StatusAddonSettings, files: dict[str, str]) -> lis
     return command
 
 
-def helm_failure(settings: StatusAddonSettings, what: str, returncode: int, tail: str) -> Exception:
-    """A failed helm run in the taxonomy: the chart or the registry's answer is permanent, the network
-    is transient; the message names the chart reference or the registry."""
-    low = tail.lower()
-    ref = f"{settings.chart} version {settings.version}"
-    if '"fetchreference"' in low or "failed to download" in low:
-        if any(word in low for word in _UNREACHABLE):
-            return TransientError(f"cannot reach the chart registry {registry_host(settings)}: {tail}")
-        if low.endswith("not found") or "manifest unknown" in low or "name unknown" in low:
-            return PermanentError(f"chart {ref} does not exist in its registry: {tail}")
-        if "x509" in low or "certificate" in low:
-            return PermanentError(f"the chart registry {registry_host(settings)} is not trusted "
-                                  f"(statusAddon.chart.caBundle): {tail}")
-        return PermanentError(f"the chart registry refused {ref}: {tail}")
-    return TransientError(f"helm {what} exited {returncode}: {tail}")
-
-
 class Helm:
     """helm against one space, each run with private files and its own empty helm home."""
 
@@ -133,7 +108,8 @@ class Helm:
                        else ["helm", *args, "--namespace", NAMESPACE, "--kubeconfig", paths["kubeconfig"]])
             result = commands.run(self.ctx, command, env)
         if result.returncode != 0:
-            raise helm_failure(self.settings, what, result.returncode, commands.output_tail(result))
+            # The chart's registry was asked first (registry.py): what fails here is worth another try.
+            raise TransientError(f"helm {what} exited {result.returncode}: {commands.output_tail(result)}")
         return result.stdout
 
     def release(self) -> Release | None:
@@ -147,27 +123,25 @@ class Helm:
 
 
 def wait_for_crds(ctx: Context) -> None:
-    ctx.wait_until(kube.lister(ctx.space.api, kube.CRDS), functools.partial(crds_pending, NEEDED_CRDS),
-                   "the CRDs the status add-on needs")
+    ctx.space.client.wait(kube.CRDS, functools.partial(crds_pending, NEEDED_CRDS), "the CRDs the status add-on needs")
 
 
 def addon_pending(objects: dict[str, dict[str, Any]]) -> str | None:
-    return None if ADDON[3] in objects else f"ClusterManagementAddOn {ADDON[3]} does not exist"
+    return None if ADDON in objects else f"ClusterManagementAddOn {ADDON} does not exist"
 
 
 def wait_running(ctx: Context) -> None:
     workloads.wait_available(ctx, NAMESPACE, (CONTROLLER_DEPLOYMENT,), "the status add-on controller", IMAGES_FIX)
-    custom = client.CustomObjectsApi(ctx.space.api)
-    ctx.wait_until(functools.partial(custom.list_cluster_custom_object, *ADDON[:3]), addon_pending,
-                   f"ClusterManagementAddOn {ADDON[3]}", field_selector=f"metadata.name={ADDON[3]}")
+    ctx.space.client.wait(kube.CLUSTERMANAGEMENTADDONS, addon_pending, f"ClusterManagementAddOn {ADDON}", name=ADDON)
 
 
 def pull_credentials(ctx: Context) -> str | None:
     ref = ctx.config.status_addon.pull_secret
     if ref is None:
         return None
-    secret = ctx.call(lambda: kube.get(ctx.hosting, kube.SECRETS, ref.name, ref.namespace),
-                      f"reading pull Secret {ref.namespace}/{ref.name}")
+    secret = ctx.hosting.get(kube.SECRETS, ref.name, ref.namespace)
+    if secret is None:
+        raise PermanentError(f"the pull Secret {ref.namespace}/{ref.name} (statusAddon.chart.pullSecret) does not exist")
     return registry_config(secret, ref.key)
 
 
@@ -175,7 +149,7 @@ def in_time(ctx: Context, fn: Callable[[], T], what: str) -> T:
     """fn, retried like every call. Retries stop only for lack of time, so a transient failure that
     is still there is the deadline's failure, and the message names its cause (the registry)."""
     try:
-        return ctx.call(fn, what)
+        return ctx.retry(fn, what)
     except TransientError as err:
         raise DeadlineExceeded(f"timed out after {ctx.deadline.elapsed():.0f}s: {err}") from err
 
@@ -197,9 +171,10 @@ def ensure(ctx: Context) -> None:
             # A hook pod killed during helm's run leaves the release locked; only this hook writes it.
             ctx.warn("status add-on release was left pending; rolling it back", status=release.status)
             undo = ("rollback", RELEASE) if release.revision > 1 else ("uninstall", RELEASE, "--wait")
-            ctx.call(lambda: helm.run(undo[0], *undo), f"helm {undo[0]} of a pending release")
+            ctx.retry(lambda: helm.run(undo[0], *undo), f"helm {undo[0]} of a pending release")
         ctx.info("installing the status add-on", chart=settings.chart, version=settings.version, reason=differs)
-
+        chart = Registry(settings, helm.registry_json, timeout=max(1.0, min(10.0, ctx.deadline.remaining())))
+        in_time(ctx, chart.check, f"asking the chart registry {chart.ref.host} for the chart")
         in_time(ctx, lambda: helm.run("upgrade --install", values=settings.values), "helm upgrade --install")
     wait_running(ctx)
     ctx.info("status add-on running", waited_s=round(ctx.deadline.elapsed(), 2))
@@ -220,7 +195,7 @@ STEP = Step(
     ensures=f"KubeStellar's OCM status add-on runs in the space (helm release {NAMESPACE}/{RELEASE}, unless "
             "install_status_addon is false), installed only once the CRDs it needs are Established",
     verified_by=f"release {RELEASE} deployed with the configured chart, version and values, Deployment "
-                f"{CONTROLLER_DEPLOYMENT} available, and ClusterManagementAddOn {ADDON[3]} present",
+                f"{CONTROLLER_DEPLOYMENT} available, and ClusterManagementAddOn {ADDON} present",
     ensure=ensure,
     verify=verify,
 )

@@ -1,20 +1,22 @@
 """What a step is, and the context every step of one ITS shares.
 
 A step declares what it ensures and how that is verified; `ensure` (install) may write, `verify`
-(check, `helm test`) only reads. Both run under the ITS's deadline and the one retry policy, through
-`Context.call` and `Context.wait_until`. The pipeline sets `Context.step` before it runs a step, so a
-failure is always blamed on the step that was running.
+(check, `helm test`) only reads. Both run under the ITS's deadline and the one retry policy: the API
+through the context's clients (client.py), anything else (clusteradm, helm) through `Context.retry`.
+The pipeline sets `Context.step` before it runs a step, so a failure, and every line a request logs,
+is blamed on the step that was running.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from dataclasses import dataclass, field
+from typing import TypeVar
 
-from kubernetes import client
+from kubernetes.client import ApiClient
 
-from . import deadline, readiness
+from . import deadline
+from .client import Client
 from .deadline import Deadline
 from .log import EventLog
 from .spec import HookConfig, ItsSpec
@@ -24,23 +26,31 @@ T = TypeVar("T")
 
 @dataclass
 class Space:
-    """A reachable space: a client for it, its kubeconfig text for clusteradm, and the uid of the
-    ControlPlane it is the space of (what the hub records as its owner)."""
+    """A reachable space: a client for it, its kubeconfig text for clusteradm and helm, and the uid of
+    the ControlPlane it is the space of (what the hub records as its owner)."""
 
-    api: client.ApiClient
+    client: Client
     kubeconfig: str
     controlplane_uid: str
 
 
 @dataclass
 class Context:
-    hosting: client.ApiClient
+    hosting_api: ApiClient
     its: ItsSpec
     config: HookConfig
     deadline: Deadline
     log: EventLog
     step: str = ""
     reached: Space | None = None
+    hosting: Client = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.hosting = self.client(self.hosting_api)
+
+    def client(self, api: ApiClient) -> Client:
+        """A client bound to this ITS's deadline and log, its lines naming the running step."""
+        return Client(api, self.deadline, self.log, lambda: self.step)
 
     @property
     def space(self) -> Space:
@@ -49,13 +59,9 @@ class Context:
             raise RuntimeError(f"step {self.step} runs before the space step reached the space")
         return self.reached
 
-    def call(self, fn: Callable[[], T], what: str, attempts: int | None = None) -> T:
+    def retry(self, fn: Callable[[], T], what: str, attempts: int | None = None) -> T:
+        """fn (a command, not an API request: the clients retry those) under the one retry policy."""
         return deadline.call(fn, self.deadline, self.log, self.step, what, attempts)
-
-    def wait_until(self, list_fn: Callable[..., Any], check: readiness.Check, what: str,
-                   field_selector: str | None = None,
-                   explain: Callable[[], str | None] | None = None) -> dict[str, dict[str, Any]]:
-        return readiness.wait_until(list_fn, check, self.deadline, self.log, self.step, what, field_selector, explain)
 
     def info(self, msg: str, **fields: object) -> None:
         self.log.info(self.step, msg, **fields)

@@ -9,11 +9,9 @@ import functools
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from kubernetes import client
-
 from . import kube, pod
+from .client import Client
 from .errors import DeadlineExceeded, PermanentError
-from .readiness import plain
 from .step import Context
 
 # What the container runtime says when the registry answered that it has no image of that name and
@@ -62,11 +60,10 @@ def missing_image(pod: dict[str, Any]) -> str | None:
     return None
 
 
-def why_not_available(api: client.ApiClient, namespace: str, names: tuple[str, ...], fix: str) -> str | None:
+def why_not_available(api: Client, namespace: str, names: tuple[str, ...], fix: str) -> str | None:
     """The first of the Deployments that is not available, and why; None when all are. Raises
     PermanentError when the reason is an image its registry does not have, saying `fix`."""
-    deployments = {(d.get("metadata") or {}).get("name"): d for d in
-                   plain(kube.lister(api, kube.DEPLOYMENTS, namespace)).get("items") or []}
+    deployments = {(d.get("metadata") or {}).get("name"): d for d in api.list(kube.DEPLOYMENTS, namespace)}
     for name in names:
         deployment = deployments.get(name)
         if deployment is None:
@@ -75,7 +72,7 @@ def why_not_available(api: client.ApiClient, namespace: str, names: tuple[str, .
             continue
         labels = ((deployment.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
         selector = ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
-        pods = plain(kube.lister(api, kube.PODS, namespace), label_selector=selector).get("items") or []
+        pods = api.list(kube.PODS, namespace, label_selector=selector)
         trouble = next((t for t in map(pod_trouble, pods) if t), None)
         line = f"Deployment {name} not available: {trouble or 'no pod of it is ready'}"
         missing = next((image for image in map(missing_image, pods) if image), None)
@@ -107,7 +104,7 @@ def deadline_explained(ctx: Context, what: str, explain: Callable[[], str | None
 def wait_available(ctx: Context, namespace: str, names: tuple[str, ...], what: str, fix: str) -> None:
     """Wait (a watch) until the Deployments are available, saying in each progress line why one is not,
     and at the deadline; `fix` is what a missing image asks the user to change."""
-    explain = explainer(what, functools.partial(why_not_available, ctx.space.api, namespace, names, fix))
+    explain = explainer(what, functools.partial(why_not_available, ctx.space.client, namespace, names, fix))
     with deadline_explained(ctx, what, explain):
-        ctx.wait_until(kube.lister(ctx.space.api, kube.DEPLOYMENTS, namespace),
-                       functools.partial(deployments_pending, names), what, explain=explain)
+        ctx.space.client.wait(kube.DEPLOYMENTS, functools.partial(deployments_pending, names), what, namespace,
+                              explain=explain)
