@@ -43,17 +43,26 @@ def machine() -> dict[str, Any]:
     mem_kb = int(re.findall(r"MemTotal:\s+(\d+)", meminfo)[0])
     cpuinfo = Path("/proc/cpuinfo").read_text()
     model = re.search(r"model name\s*:\s*(.+)", cpuinfo)
-    versions = dict(line.split("=", 1) for line in (REPO / "ci" / "versions.env").read_text().splitlines()
-                    if "=" in line and not line.startswith("#"))
-    return {"cores": os.cpu_count(), "memory_gib": round(mem_kb / 1024 / 1024, 1),
-            "cpu": model.group(1).strip() if model else platform.processor(), "kernel": platform.release(),
-            "python": platform.python_version(), "date": datetime.date.today().isoformat(),
-            "tools": {**versions, "KUBECTL": kubectl_version()}}
+    versions = dict(
+        line.split("=", 1)
+        for line in (REPO / "ci" / "versions.env").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    )
+    return {
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem_kb / 1024 / 1024, 1),
+        "cpu": model.group(1).strip() if model else platform.processor(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "date": datetime.date.today().isoformat(),
+        "tools": {**versions, "KUBECTL": kubectl_version()},
+    }
 
 
 def kubectl_version() -> str:
-    out = subprocess.run([str(BIN / "kubectl"), "version", "--client", "-o", "json"], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        [str(BIN / "kubectl"), "version", "--client", "-o", "json"], capture_output=True, text=True, check=True
+    ).stdout
     return str(json.loads(out)["clientVersion"]["gitVersion"])
 
 
@@ -73,18 +82,22 @@ def markdown(results: dict[str, Any]) -> str:
     ]
     for count, beyond in results["scale"].items():
         itses = "1 ITS" if count == "1" else f"{count} ITSes"
-        rows.append(f"| `helm upgrade --install --wait`, {itses}, time beyond D={scaling['delay_s']:.0f} s | "
-                    f"{beyond:.1f} s (wall {scaling['wall_s'][count]:.1f} s) | one after another: "
-                    f"{scaling['serial_estimate_s'][count]:.0f} s |")
+        rows.append(
+            f"| `helm upgrade --install --wait`, {itses}, time beyond D={scaling['delay_s']:.0f} s | "
+            f"{beyond:.1f} s (wall {scaling['wall_s'][count]:.1f} s) | one after another: "
+            f"{scaling['serial_estimate_s'][count]:.0f} s |"
+        )
     rows += [
         f"| Wall time ratio, {list(results['scale'])[-1]} ITSes to 1 | {results['scale_ratio_last_to_1']:.2f} | "
         f"one after another: {list(results['scale'])[-1]} |",
     ]
     for count, hub in results["hubs"].items():
         itses = "1 ITS" if count == "1" else f"{count} ITSes"
-        rows.append(f"| {itses}: hub serving / a WEC joined to each / first ManifestWork applied on each, "
-                    f"from `helm upgrade --install` | {hub['hub_serving_s']:.0f} s / {hub['wec_joined_s']:.0f} s / "
-                    f"{hub['first_work_applied_s']:.0f} s | |")
+        rows.append(
+            f"| {itses}: hub serving / a WEC joined to each / first ManifestWork applied on each, "
+            f"from `helm upgrade --install` | {hub['hub_serving_s']:.0f} s / {hub['wec_joined_s']:.0f} s / "
+            f"{hub['first_work_applied_s']:.0f} s | |"
+        )
     per_its = results["hubs"][list(results["hubs"])[-1]]["memory_per_its"]
     rows += [
         f"| Memory per ITS: API server / controller-manager / hub pods | {per_its['apiserver_mb']} / "
@@ -134,8 +147,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--counts", default="1,5,10", help="ITS counts of the scale runs")
     parser.add_argument("--hub-counts", default="1,5", help="ITS counts of the WEC and ManifestWork runs")
     parser.add_argument("--delay", type=float, default=20.0, help="space start-up delay D, seconds")
-    parser.add_argument("--render-counts", default="1,10,100,500",
-                        help="ITS counts of the render runs, at least two different ones (a line is fitted)")
+    parser.add_argument(
+        "--render-counts",
+        default="1,10,100,500",
+        help="ITS counts of the render runs, at least two different ones (a line is fitted)",
+    )
     parser.add_argument("--no-readme", action="store_true", help="do not update README.md")
     args = parser.parse_args(argv)
     try:

@@ -45,23 +45,36 @@ def memory_per_its(sandbox: Sandbox, names: list[str]) -> dict[str, float]:
     apiserver = sum(rss_mb(f"etcd-prefix=/sandbox/space-{name}( |$)") for name in names) / len(names)
     kcm = sum(rss_mb(f"kube-controller-manager.*space-{name}/admin.kubeconfig") for name in names) / len(names)
     hub = sum(namespace_pods_mb(sandbox, f"{name}-system") for name in names) / len(names)
-    return {"apiserver_mb": round(apiserver), "controller_manager_mb": round(kcm), "hub_pods_mb": round(hub),
-            "total_mb": round(apiserver + kcm + hub)}
+    return {
+        "apiserver_mb": round(apiserver),
+        "controller_manager_mb": round(kcm),
+        "hub_pods_mb": round(hub),
+        "total_mb": round(apiserver + kcm + hub),
+    }
 
 
 def joined_and_available(sandbox: Sandbox, its: str, wec: str) -> bool:
-    cluster = as_object(client.CustomObjectsApi(sandbox.space_api(its)).get_cluster_custom_object(
-        "cluster.open-cluster-management.io", "v1", "managedclusters", wec))
+    cluster = as_object(
+        client.CustomObjectsApi(sandbox.space_api(its)).get_cluster_custom_object(
+            "cluster.open-cluster-management.io", "v1", "managedclusters", wec
+        )
+    )
     conditions = {c["type"]: c["status"] for c in (cluster.get("status") or {}).get("conditions") or []}
     return conditions.get("ManagedClusterJoined") == "True" and conditions.get("ManagedClusterConditionAvailable") == "True"
 
 
 def deliver(sandbox: Sandbox, its: str, wec: str, kubeconfig: Path) -> None:
     hub = client.CustomObjectsApi(sandbox.space_api(its))
-    work = {"apiVersion": "work.open-cluster-management.io/v1", "kind": "ManifestWork",
-            "metadata": {"name": "bench", "namespace": wec},
-            "spec": {"workload": {"manifests": [{"apiVersion": "v1", "kind": "ConfigMap",
-                                                 "metadata": {"name": "bench", "namespace": "default"}}]}}}
+    work = {
+        "apiVersion": "work.open-cluster-management.io/v1",
+        "kind": "ManifestWork",
+        "metadata": {"name": "bench", "namespace": wec},
+        "spec": {
+            "workload": {
+                "manifests": [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "bench", "namespace": "default"}}]
+            }
+        },
+    }
     hub.create_namespaced_custom_object("work.open-cluster-management.io", "v1", wec, "manifestworks", work)
     on_wec = client.CoreV1Api(sandbox.api_client_for(kubeconfig))
     end = time.monotonic() + 300
@@ -79,9 +92,23 @@ def one_run(sandbox: Sandbox, count: int, log: Any) -> dict[str, Any]:
     names = [f"hub{count}-{index}" for index in range(count)]
     wecs = {name: sandbox.add_cluster(f"wec-{name}") for name in names}  # the WECs exist before: only ITS time counts
     started = time.monotonic()
-    sandbox.helm("helm3", "upgrade", "--install", release, str(CHART), "--namespace", namespace, "--create-namespace",
-                 "--wait", "--timeout", "30m", *sandbox.image_values(),
-                 "--set-json", f"ITSes={json.dumps([{'name': n} for n in names])}", timeout=1900)
+    sandbox.helm(
+        "helm3",
+        "upgrade",
+        "--install",
+        release,
+        str(CHART),
+        "--namespace",
+        namespace,
+        "--create-namespace",
+        "--wait",
+        "--timeout",
+        "30m",
+        *sandbox.image_values(),
+        "--set-json",
+        f"ITSes={json.dumps([{'name': n} for n in names])}",
+        timeout=1900,
+    )
     serving = time.monotonic() - started
     joined: dict[str, float] = {}
     applied: dict[str, float] = {}
@@ -90,8 +117,12 @@ def one_run(sandbox: Sandbox, count: int, log: Any) -> dict[str, Any]:
     def join_and_deliver(name: str) -> None:
         try:
             sandbox.join(f"wec-{name}", name, wecs[name])
-            wait_until(f"ManagedCluster wec-{name} Joined and Available", lambda: joined_and_available(
-                sandbox, name, f"wec-{name}"), timeout=300, interval=0.5)
+            wait_until(
+                f"ManagedCluster wec-{name} Joined and Available",
+                lambda: joined_and_available(sandbox, name, f"wec-{name}"),
+                timeout=300,
+                interval=0.5,
+            )
             joined[name] = time.monotonic() - started
             deliver(sandbox, name, f"wec-{name}", wecs[name])
             applied[name] = time.monotonic() - started
@@ -105,8 +136,12 @@ def one_run(sandbox: Sandbox, count: int, log: Any) -> dict[str, Any]:
         thread.join()
     if errors:
         raise errors[0]
-    result = {"hub_serving_s": round(serving, 1), "wec_joined_s": round(max(joined.values()), 1),
-              "first_work_applied_s": round(max(applied.values()), 1), "memory_per_its": memory_per_its(sandbox, names)}
+    result = {
+        "hub_serving_s": round(serving, 1),
+        "wec_joined_s": round(max(joined.values()), 1),
+        "first_work_applied_s": round(max(applied.values()), 1),
+        "memory_per_its": memory_per_its(sandbox, names),
+    }
     log(f"hubs {count}: {result}")
     sandbox.helm("helm3", "uninstall", release, "--namespace", namespace, "--wait", "--timeout", "10m", timeout=700)
     for name in names:

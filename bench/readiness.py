@@ -59,8 +59,12 @@ def trial(sandbox: Sandbox, name: str, delay: float) -> dict[str, float]:
         noticed["ours"] = time.time()
 
     def kubectl_wait() -> None:
-        subprocess.run([str(BIN / "kubectl"), "wait", "--for=condition=Ready", f"controlplane/{name}",
-                        f"--timeout={WAIT_TIMEOUT_S}s"], env=sandbox.env(), capture_output=True, check=True)
+        subprocess.run(
+            [str(BIN / "kubectl"), "wait", "--for=condition=Ready", f"controlplane/{name}", f"--timeout={WAIT_TIMEOUT_S}s"],
+            env=sandbox.env(),
+            capture_output=True,
+            check=True,
+        )
         noticed["kubectl_wait"] = time.time()
 
     def poll() -> None:

@@ -32,6 +32,8 @@ def run(sandbox: Sandbox, counts: list[int], log: Any) -> dict[str, Any]:
         log(f"helm template, {count} ITSes: {seconds[str(count)]}s")
     slope, intercept, r2 = linear_fit([float(c) for c in counts], list(seconds.values()))
     startup = median([timed([str(HOOK), "--help"], sandbox) for _ in range(5)])
-    return {"render_s": seconds,
-            "render_fit": {"ms_per_its": round(slope * 1000, 3), "fixed_s": round(intercept, 3), "r2": round(r2, 4)},
-            "hook_startup_s": round(startup, 3)}
+    return {
+        "render_s": seconds,
+        "render_fit": {"ms_per_its": round(slope * 1000, 3), "fixed_s": round(intercept, 3), "r2": round(r2, 4)},
+        "hook_startup_s": round(startup, 3),
+    }

@@ -22,14 +22,32 @@ def names(count: int) -> list[str]:
     return [f"scale{count}-{index}" for index in range(count)]
 
 
-def helm_install(sandbox: Sandbox, release: str, namespace: str, itses: list[dict[str, Any]],
-                 *extra: str) -> tuple[float, PodUsage]:
+def helm_install(
+    sandbox: Sandbox, release: str, namespace: str, itses: list[dict[str, Any]], *extra: str
+) -> tuple[float, PodUsage]:
     """The user's command; returns its wall time and what its hook pods used (their cgroups)."""
     started = time.monotonic()
     with PodUsage(sandbox, namespace, f"batch.kubernetes.io/job-name={release}-hook") as usage:
-        sandbox.helm("helm3", "upgrade", "--install", release, str(CHART), "--namespace", namespace,
-                     "--create-namespace", "--wait", "--timeout", "30m", *sandbox.image_values(),
-                     "--set-json", f"ITSes={json.dumps(itses)}", "--set", "its.keepSpaces=false", *extra, timeout=1900)
+        sandbox.helm(
+            "helm3",
+            "upgrade",
+            "--install",
+            release,
+            str(CHART),
+            "--namespace",
+            namespace,
+            "--create-namespace",
+            "--wait",
+            "--timeout",
+            "30m",
+            *sandbox.image_values(),
+            "--set-json",
+            f"ITSes={json.dumps(itses)}",
+            "--set",
+            "its.keepSpaces=false",
+            *extra,
+            timeout=1900,
+        )
     return time.monotonic() - started, usage
 
 
@@ -39,8 +57,11 @@ def api_calls(sandbox: Sandbox, since: float, hook_user: str, spaces: list[str])
     count them: a server-side dry run (the webhook probe of ocm-hub's verify) stores nothing."""
     events = [e for e in sandbox.audit(since) if e["user"]["username"] == hook_user]
     for space in spaces:
-        events += [e for e in sandbox.audit(since, sandbox.space_audit_log(space))
-                   if e.get("userAgent", "").startswith(USER_AGENT) and e["user"]["username"] != SERVER_SELF]
+        events += [
+            e
+            for e in sandbox.audit(since, sandbox.space_audit_log(space))
+            if e.get("userAgent", "").startswith(USER_AGENT) and e["user"]["username"] != SERVER_SELF
+        ]
     return {"mutating": len(mutating(events)), "read": sum(e["verb"] in READ_VERBS for e in events)}
 
 
@@ -49,8 +70,7 @@ def one_pod(sandbox: Sandbox, namespace: str, release: str, itses: list[dict[str
     the pod's memory peak and CPU time."""
     wall, usage = helm_install(sandbox, release, namespace, itses, "--set", "hook.maxParallelPods=1")
     (peak,) = usage.peak_bytes.values()
-    return {"peak_mb": round(peak / 2**20, 1), "cpu_s": round(sum(usage.cpu_seconds.values()), 2),
-            "wall_s": round(wall, 2)}
+    return {"peak_mb": round(peak / 2**20, 1), "cpu_s": round(sum(usage.cpu_seconds.values()), 2), "wall_s": round(wall, 2)}
 
 
 def wait_gone(sandbox: Sandbox, spaces: list[str], timeout: float = 300) -> None:
@@ -64,8 +84,7 @@ def wait_gone(sandbox: Sandbox, spaces: list[str], timeout: float = 300) -> None
 
 def run(sandbox: Sandbox, counts: list[int], delay: float, cost_count: int, log: Any) -> dict[str, Any]:
     sandbox.set_faults("default", start_delay_s=delay)
-    result: dict[str, Any] = {"delay_s": delay, "beyond_delay_s": {}, "wall_s": {}, "serial_estimate_s": {},
-                              "hook_pods": {}}
+    result: dict[str, Any] = {"delay_s": delay, "beyond_delay_s": {}, "wall_s": {}, "serial_estimate_s": {}, "hook_pods": {}}
     try:
         for count in counts:
             release, namespace = f"scale{count}", f"scale-{count}"
@@ -77,8 +96,10 @@ def run(sandbox: Sandbox, counts: list[int], delay: float, cost_count: int, log:
             result["beyond_delay_s"][str(count)] = round(wall - delay, 2)
             result["serial_estimate_s"][str(count)] = round(count * result["wall_s"][str(counts[0])], 1)
             result["hook_pods"][str(count)] = {
-                "pods": len(usage.peak_bytes), "peak_mb": round(max(usage.peak_bytes.values()) / 2**20, 1),
-                "cpu_s": round(sum(usage.cpu_seconds.values()), 2)}
+                "pods": len(usage.peak_bytes),
+                "peak_mb": round(max(usage.peak_bytes.values()) / 2**20, 1),
+                "cpu_s": round(sum(usage.cpu_seconds.values()), 2),
+            }
             log(f"scale {count}: helm upgrade --install --wait took {wall:.1f}s ({wall - delay:.1f}s beyond D={delay}s)")
             hook_user = f"system:serviceaccount:{namespace}:{release}-hook"
             if count == cost_count:
@@ -92,13 +113,13 @@ def run(sandbox: Sandbox, counts: list[int], delay: float, cost_count: int, log:
                 result["api_calls_per_its"] = {
                     "its_count": count,
                     "install": {k: round(v / count, 1) for k, v in install.items()},
-                    "noop_rerun": {k: round(v / count, 1) for k, v in rerun.items()}}
+                    "noop_rerun": {k: round(v / count, 1) for k, v in rerun.items()},
+                }
                 log(f"api calls per ITS: {result['api_calls_per_its']}")
             if count == counts[-1]:
                 result["one_pod"] = {"its_count": count, **one_pod(sandbox, namespace, release, itses)}
                 log(f"one hook pod over {count} ITSes: {result['one_pod']}")
-            sandbox.helm("helm3", "uninstall", release, "--namespace", namespace, "--wait", "--timeout", "10m",
-                         timeout=700)
+            sandbox.helm("helm3", "uninstall", release, "--namespace", namespace, "--wait", "--timeout", "10m", timeout=700)
             wait_gone(sandbox, spaces)
     finally:
         sandbox.clear_faults("default")

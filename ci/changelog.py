@@ -57,11 +57,10 @@ def main() -> int:
     if match is None:
         raise SystemExit("chart/Chart.yaml has no `artifacthub.io/changes: |` annotation")
     if args.write:
-        CHART.write_text(chart_text[:match.start(2)] + wanted + chart_text[match.end(2):])
+        CHART.write_text(chart_text[: match.start(2)] + wanted + chart_text[match.end(2) :])
         return 0
     if match.group(2) != wanted:
-        print("chart/Chart.yaml artifacthub.io/changes is out of date with CHANGELOG.md: run `make docs`",
-              file=sys.stderr)
+        print("chart/Chart.yaml artifacthub.io/changes is out of date with CHANGELOG.md: run `make docs`", file=sys.stderr)
         return 1
     return 0
 

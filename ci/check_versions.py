@@ -45,36 +45,56 @@ def statements() -> list[tuple[str, dict[str, str]]]:
     addon_chart = yaml.safe_load((ROOT / "tests" / "charts" / "ocm-status-addon-chart" / "Chart.yaml").read_text())
     package = tomllib.loads((ROOT / "hooks" / "pyproject.toml").read_text())["project"]["version"]
     return [
-        ("hook package version", {
-            "hooks/pyproject.toml project.version": package,
-            "chart/Chart.yaml appVersion": str(chart["appVersion"]),
-            "chart/Chart.yaml annotations.artifacthub.io/images tag": yaml.safe_load(
-                chart["annotations"]["artifacthub.io/images"])[0]["image"].rsplit(":", 1)[-1],
-        }),
-        ("clusteradm version", {
-            "ci/versions.env CLUSTERADM_VERSION": pinned("CLUSTERADM_VERSION"),
-            "hooks/Dockerfile ARG CLUSTERADM_VERSION": dockerfile_arg("CLUSTERADM_VERSION"),
-            "chart/Chart.yaml annotations.kubestellar.io/clusteradm-version":
-                str((chart.get("annotations") or {}).get("kubestellar.io/clusteradm-version")),
-        }),
-        ("helm version of the hook image", {
-            "ci/versions.env HELM3_VERSION": pinned("HELM3_VERSION"),
-            "hooks/Dockerfile ARG HELM_VERSION": dockerfile_arg("HELM_VERSION"),
-        }),
-        ("chart version", {
-            "chart/Chart.yaml version": str(chart["version"]),
-            "README.md helm upgrade --install --version": readme_value(r"/kubestellar-its --version (\S+)"),
-            "README.md Argo CD Application targetRevision": readme_value(r"targetRevision: (\S+)"),
-        }),
-        ("Argo CD version", {
-            "ci/versions.env ARGOCD_VERSION": pinned("ARGOCD_VERSION"),
-            "README.md Argo CD section": readme_value(r"against a real Argo CD (v[0-9.]+)"),
-        }),
-        ("status add-on chart version", {
-            "chart/values.yaml statusAddon.chart.version": str(values["statusAddon"]["chart"]["version"]),
-            "ci/versions.env STATUS_ADDON_CHART_VERSION": pinned("STATUS_ADDON_CHART_VERSION"),
-            "tests/charts/ocm-status-addon-chart/Chart.yaml version": str(addon_chart["version"]),
-        }),
+        (
+            "hook package version",
+            {
+                "hooks/pyproject.toml project.version": package,
+                "chart/Chart.yaml appVersion": str(chart["appVersion"]),
+                "chart/Chart.yaml annotations.artifacthub.io/images tag": yaml.safe_load(
+                    chart["annotations"]["artifacthub.io/images"]
+                )[0]["image"].rsplit(":", 1)[-1],
+            },
+        ),
+        (
+            "clusteradm version",
+            {
+                "ci/versions.env CLUSTERADM_VERSION": pinned("CLUSTERADM_VERSION"),
+                "hooks/Dockerfile ARG CLUSTERADM_VERSION": dockerfile_arg("CLUSTERADM_VERSION"),
+                "chart/Chart.yaml annotations.kubestellar.io/clusteradm-version": str(
+                    (chart.get("annotations") or {}).get("kubestellar.io/clusteradm-version")
+                ),
+            },
+        ),
+        (
+            "helm version of the hook image",
+            {
+                "ci/versions.env HELM3_VERSION": pinned("HELM3_VERSION"),
+                "hooks/Dockerfile ARG HELM_VERSION": dockerfile_arg("HELM_VERSION"),
+            },
+        ),
+        (
+            "chart version",
+            {
+                "chart/Chart.yaml version": str(chart["version"]),
+                "README.md helm upgrade --install --version": readme_value(r"/kubestellar-its --version (\S+)"),
+                "README.md Argo CD Application targetRevision": readme_value(r"targetRevision: (\S+)"),
+            },
+        ),
+        (
+            "Argo CD version",
+            {
+                "ci/versions.env ARGOCD_VERSION": pinned("ARGOCD_VERSION"),
+                "README.md Argo CD section": readme_value(r"against a real Argo CD (v[0-9.]+)"),
+            },
+        ),
+        (
+            "status add-on chart version",
+            {
+                "chart/values.yaml statusAddon.chart.version": str(values["statusAddon"]["chart"]["version"]),
+                "ci/versions.env STATUS_ADDON_CHART_VERSION": pinned("STATUS_ADDON_CHART_VERSION"),
+                "tests/charts/ocm-status-addon-chart/Chart.yaml version": str(addon_chart["version"]),
+            },
+        ),
     ]
 
 
@@ -83,8 +103,10 @@ def main() -> int:
     for what, places in statements():
         if len(set(places.values())) != 1:
             failed = True
-            print(f"versions: the {what} differs: " + "; ".join(f"{where} = {value}" for where, value in places.items()),
-                  file=sys.stderr)
+            print(
+                f"versions: the {what} differs: " + "; ".join(f"{where} = {value}" for where, value in places.items()),
+                file=sys.stderr,
+            )
     if not failed:
         print(f"versions: {len(statements())} versions agree across their files")
     return 1 if failed else 0

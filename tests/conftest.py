@@ -60,16 +60,25 @@ def argocd(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     sandbox.core.create_namespaced_config_map(ARGOCD_NAMESPACE, manifest({"metadata": {"name": ARGOCD_NAME}}))
     state_file = sandbox.root / "argocd.json"
     log = sandbox.root / "logs" / "supervisor.log"
-    wait_until("Argo CD to start", state_file.exists, timeout=300,
-               shown=lambda: [line for line in log.read_text().splitlines() if "argocd" in line][-3:])
+    wait_until(
+        "Argo CD to start",
+        state_file.exists,
+        timeout=300,
+        shown=lambda: [line for line in log.read_text().splitlines() if "argocd" in line][-3:],
+    )
     state: dict[str, Any] = json.loads(state_file.read_text())
     released = release(sandbox, tmp_path_factory.mktemp("argocd-release"))
     assert released.returncode == 0, released.stdout + released.stderr
     host, port = state["redis"].rsplit(":", 1)
 
     def tree(app: str) -> dict[str, Any]:
-        raw = subprocess.run(["redis-cli", "-h", host, "-p", port, "--raw", "GET", RESOURCE_TREE_KEY.format(app=app)],
-                             capture_output=True, text=True, check=True, timeout=30).stdout
+        raw = subprocess.run(
+            ["redis-cli", "-h", host, "-p", port, "--raw", "GET", RESOURCE_TREE_KEY.format(app=app)],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        ).stdout
         found: dict[str, Any] = json.loads(raw) if raw.strip() else {"nodes": []}
         return found
 
@@ -85,8 +94,14 @@ def hook_runner(sandbox: Sandbox) -> str:
     """ServiceAccount default/hook-runner-<worker> (cluster-admin), so the hook's own requests can be told
     apart in the audit log."""
     sandbox.kubectl("create", "serviceaccount", HOOK_RUNNER, "-n", "default", check=False)
-    sandbox.kubectl("create", "clusterrolebinding", HOOK_RUNNER, "--clusterrole=cluster-admin",
-                    f"--serviceaccount=default:{HOOK_RUNNER}", check=False)
+    sandbox.kubectl(
+        "create",
+        "clusterrolebinding",
+        HOOK_RUNNER,
+        "--clusterrole=cluster-admin",
+        f"--serviceaccount=default:{HOOK_RUNNER}",
+        check=False,
+    )
     return HOOK_RUNNER
 
 

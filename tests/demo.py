@@ -35,13 +35,35 @@ def user_command(current: dict[str, str]) -> list[str]:
     the hook image, OCM's images and the status add-on's chart (the tests' stand-in) all from that
     registry, trusted through its CA."""
     registry, ca_file = current["registry"], current["registry_ca"]
-    return ["helm", "upgrade", "--install", "ks-its", f"oci://{registry}/charts/kubestellar-its",
-            "--version", CHART_VERSION, "--ca-file", ca_file, "--namespace", NAMESPACE, "--create-namespace",
-            "--wait", "--timeout", "15m", "--set", f"global.imageRegistry={registry}",
-            "--set", f"ocm.imageRegistry={registry}/open-cluster-management",
-            "--set", f"statusAddon.chart.repository={current['status_addon_chart']}",
-            "--set-file", f"statusAddon.chart.caBundle={ca_file}",
-            "--set", f"statusAddon.values.image={current['shell_image']}", "--set-json", f"ITSes={ITSES}"]
+    return [
+        "helm",
+        "upgrade",
+        "--install",
+        "ks-its",
+        f"oci://{registry}/charts/kubestellar-its",
+        "--version",
+        CHART_VERSION,
+        "--ca-file",
+        ca_file,
+        "--namespace",
+        NAMESPACE,
+        "--create-namespace",
+        "--wait",
+        "--timeout",
+        "15m",
+        "--set",
+        f"global.imageRegistry={registry}",
+        "--set",
+        f"ocm.imageRegistry={registry}/open-cluster-management",
+        "--set",
+        f"statusAddon.chart.repository={current['status_addon_chart']}",
+        "--set-file",
+        f"statusAddon.chart.caBundle={ca_file}",
+        "--set",
+        f"statusAddon.values.image={current['shell_image']}",
+        "--set-json",
+        f"ITSes={ITSES}",
+    ]
 
 
 def say(text: str) -> None:
@@ -55,18 +77,40 @@ def bootstrap_secret(core: client.CoreV1Api, handle: Sandbox, env: dict[str, str
     if or_none(core.read_namespaced_secret, "admin-kubeconfig", "its3-system") is not None:
         return
     subprocess.run([str(BIN / "kubectl"), "create", "namespace", NAMESPACE], env=env, capture_output=True, check=False)
-    subprocess.run([str(BIN / "kubectl"), "create", "secret", "generic", "its3-bootstrap", "-n", NAMESPACE,
-                    f"--from-file=kubeconfig-incluster={handle.external_incluster_kubeconfig}"],
-                   env=env, capture_output=True, check=False)
+    subprocess.run(
+        [
+            str(BIN / "kubectl"),
+            "create",
+            "secret",
+            "generic",
+            "its3-bootstrap",
+            "-n",
+            NAMESPACE,
+            f"--from-file=kubeconfig-incluster={handle.external_incluster_kubeconfig}",
+        ],
+        env=env,
+        capture_output=True,
+        check=False,
+    )
 
 
 def publish_chart(env: dict[str, str], registry: str, ca_file: str, workdir: Path) -> None:
     """helm package and helm push, as a release of the chart does (make release)."""
-    packaged = subprocess.run([str(BIN / "helm"), "package", str(REPO / "chart"), "--destination", str(workdir)],
-                              env=env, capture_output=True, text=True, check=True).stdout
+    packaged = subprocess.run(
+        [str(BIN / "helm"), "package", str(REPO / "chart"), "--destination", str(workdir)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     archive = packaged.rsplit(": ", 1)[1].strip()
-    subprocess.run([str(BIN / "helm"), "push", archive, f"oci://{registry}/charts", "--ca-file", ca_file],
-                   env=env, capture_output=True, text=True, check=True)
+    subprocess.run(
+        [str(BIN / "helm"), "push", archive, f"oci://{registry}/charts", "--ca-file", ca_file],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
 
 
 def follow_hook_logs(core: client.CoreV1Api, stop: threading.Event) -> None:
@@ -122,8 +166,11 @@ def its_row(custom: client.CustomObjectsApi, core: client.CoreV1Api, name: str, 
         path.chmod(0o600)
         space = api_client(text)
         try:
-            cm = as_object(client.CustomObjectsApi(space).get_cluster_custom_object(
-                "operator.open-cluster-management.io", "v1", "clustermanagers", "cluster-manager"))
+            cm = as_object(
+                client.CustomObjectsApi(space).get_cluster_custom_object(
+                    "operator.open-cluster-management.io", "v1", "clustermanagers", "cluster-manager"
+                )
+            )
             hub = "Applied" if condition(cm, "Applied") == "True" else "not applied"
         except ApiException:
             hub = "absent"
@@ -133,8 +180,9 @@ def its_row(custom: client.CustomObjectsApi, core: client.CoreV1Api, name: str, 
         except ApiException:
             props = "absent"
         try:
-            controller = client.AppsV1Api(space).read_namespaced_deployment("addon-status-controller",
-                                                                            "open-cluster-management")
+            controller = client.AppsV1Api(space).read_namespaced_deployment(
+                "addon-status-controller", "open-cluster-management"
+            )
             addon = f"{controller.status.available_replicas or 0}/{controller.spec.replicas} available"
         except ApiException:
             addon = "absent"
@@ -159,11 +207,23 @@ def show_wecs(handle: Sandbox) -> bool:
             hub.get_cluster_custom_object("cluster.open-cluster-management.io", "v1", "managedclusters", wec)
         except ApiException:
             handle.join(wec, its, kubeconfig)
-        work = {"apiVersion": "work.open-cluster-management.io/v1", "kind": "ManifestWork",
-                "metadata": {"name": "demo", "namespace": wec},
-                "spec": {"workload": {"manifests": [{"apiVersion": "v1", "kind": "ConfigMap",
-                                                     "metadata": {"name": "from-its", "namespace": "default"},
-                                                     "data": {"its": its}}]}}}
+        work = {
+            "apiVersion": "work.open-cluster-management.io/v1",
+            "kind": "ManifestWork",
+            "metadata": {"name": "demo", "namespace": wec},
+            "spec": {
+                "workload": {
+                    "manifests": [
+                        {
+                            "apiVersion": "v1",
+                            "kind": "ConfigMap",
+                            "metadata": {"name": "from-its", "namespace": "default"},
+                            "data": {"its": its},
+                        }
+                    ]
+                }
+            },
+        }
         with contextlib.suppress(ApiException):
             hub.create_namespaced_custom_object("work.open-cluster-management.io", "v1", wec, "manifestworks", work)
         properties = {"metadata": {"name": wec, "namespace": "customization-properties"}, "data": {"region": "demo"}}
@@ -206,12 +266,19 @@ def main() -> int:
     registry, ca_file = current["registry"], current["registry_ca"]
     api = api_client((root / "kubeconfig").read_text())
     core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
-    env = {**os.environ, "KUBECONFIG": str(root / "kubeconfig"), "PATH": f"{BIN}:{os.environ['PATH']}",
-           "HELM_CACHE_HOME": str(root / "helm-cache"), "HELM_CONFIG_HOME": str(root / "helm-config"),
-           "HELM_DATA_HOME": str(root / "helm-data")}
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(root / "kubeconfig"),
+        "PATH": f"{BIN}:{os.environ['PATH']}",
+        "HELM_CACHE_HOME": str(root / "helm-cache"),
+        "HELM_CONFIG_HOME": str(root / "helm-config"),
+        "HELM_DATA_HOME": str(root / "helm-data"),
+    }
     publish_chart(env, registry, ca_file, root)
-    say(f"demo: the chart is in the sandbox's registry, oci://{registry}/charts/kubestellar-its {CHART_VERSION}, "
-        "with the hook image and OCM's images")
+    say(
+        f"demo: the chart is in the sandbox's registry, oci://{registry}/charts/kubestellar-its {CHART_VERSION}, "
+        "with the hook image and OCM's images"
+    )
     handle = Sandbox(root, api, root / "helm-home")
     bootstrap_secret(core, handle, env)
     command = user_command(current)

@@ -76,25 +76,53 @@ class Sandbox:
         chart) from there, and the status add-on's chart (the stand-in) from there, trusted through
         the registry's CA. A released chart names its hook image itself: hook_image=False."""
         values: dict[str, Any] = {"global": {"imageRegistry": self.registry}} if hook_image else {}
-        return {**values, "ocm": {"imageRegistry": self.ocm_registry},
-                "statusAddon": {"chart": {"repository": self.state["status_addon_chart"],
-                                          "caBundle": Path(self.state["registry_ca"]).read_text()},
-                                "values": {"image": self.state["shell_image"]}}}
+        return {
+            **values,
+            "ocm": {"imageRegistry": self.ocm_registry},
+            "statusAddon": {
+                "chart": {
+                    "repository": self.state["status_addon_chart"],
+                    "caBundle": Path(self.state["registry_ca"]).read_text(),
+                },
+                "values": {"image": self.state["shell_image"]},
+            },
+        }
 
     def image_values(self, hook_image: bool = True) -> list[str]:
         """image_values_object() as helm flags."""
+
         def leaves(tree: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-            return [leaf for key, value in tree.items()
-                    for leaf in (leaves(value, f"{prefix}{key}.") if isinstance(value, dict) and value
-                                 else [(f"{prefix}{key}", value)])]
-        return [arg for key, value in leaves(self.image_values_object(hook_image))
-                for arg in ("--set-json", f"{key}={json.dumps(value)}")]
+            return [
+                leaf
+                for key, value in tree.items()
+                for leaf in (
+                    leaves(value, f"{prefix}{key}.") if isinstance(value, dict) and value else [(f"{prefix}{key}", value)]
+                )
+            ]
+
+        return [
+            arg
+            for key, value in leaves(self.image_values_object(hook_image))
+            for arg in ("--set-json", f"{key}={json.dumps(value)}")
+        ]
 
     def rendered_its_json(self, itses: list[dict[str, Any]], *values: str) -> dict[str, Any]:
         """its.json as the chart renders it for these ITSes (values as users write them) with the
         sandbox's image values, in namespace default (where bootstrap Secrets default to)."""
-        rendered = self.helm("helm3", "template", "r", str(CHART), "-n", "default", *self.image_values(), *values,
-                             "--set-json", f"ITSes={json.dumps(itses)}", "--show-only", "templates/its-config.yaml").stdout
+        rendered = self.helm(
+            "helm3",
+            "template",
+            "r",
+            str(CHART),
+            "-n",
+            "default",
+            *self.image_values(),
+            *values,
+            "--set-json",
+            f"ITSes={json.dumps(itses)}",
+            "--show-only",
+            "templates/its-config.yaml",
+        ).stdout
         config: dict[str, Any] = json.loads(yaml.safe_load(rendered)["data"]["its.json"])
         return config
 
@@ -103,15 +131,23 @@ class Sandbox:
         return {**self.rendered_its_json([{"name": "x"}])["statusAddon"], **chart}
 
     def env(self, **extra: str) -> dict[str, str]:
-        return {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PATH": f"{BIN}:{os.environ['PATH']}",
-                "HELM_PLUGINS": str(REPO / ".cache" / "helm" / "plugins"),
-                "HELM_CACHE_HOME": str(self.helm_home / "cache"), "HELM_CONFIG_HOME": str(self.helm_home / "config"),
-                "HELM_DATA_HOME": str(self.helm_home / "data"), **extra}
+        return {
+            **os.environ,
+            "KUBECONFIG": str(self.kubeconfig),
+            "PATH": f"{BIN}:{os.environ['PATH']}",
+            "HELM_PLUGINS": str(REPO / ".cache" / "helm" / "plugins"),
+            "HELM_CACHE_HOME": str(self.helm_home / "cache"),
+            "HELM_CONFIG_HOME": str(self.helm_home / "config"),
+            "HELM_DATA_HOME": str(self.helm_home / "data"),
+            **extra,
+        }
 
-    def run(self, *argv: str, check: bool = True, input: str | None = None, timeout: float = 600,
-            **env: str) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(list(argv), env=self.env(**env), capture_output=True, text=True, input=input,
-                                timeout=timeout, check=False)
+    def run(
+        self, *argv: str, check: bool = True, input: str | None = None, timeout: float = 600, **env: str
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            list(argv), env=self.env(**env), capture_output=True, text=True, input=input, timeout=timeout, check=False
+        )
         if check and result.returncode != 0:
             raise AssertionError(f"{' '.join(argv[:4])}... exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
         return result
@@ -125,21 +161,25 @@ class Sandbox:
     # --- objects ---------------------------------------------------------------------------
 
     def controlplane(self, name: str) -> dict[str, Any] | None:
-        found = or_none(self.custom.get_cluster_custom_object, "tenancy.kflex.kubestellar.org", "v1alpha1",
-                        "controlplanes", name)
+        found = or_none(
+            self.custom.get_cluster_custom_object, "tenancy.kflex.kubestellar.org", "v1alpha1", "controlplanes", name
+        )
         return None if found is None else as_object(found)
 
     def controlplane_names(self) -> list[str]:
-        listed = as_object(self.custom.list_cluster_custom_object("tenancy.kflex.kubestellar.org", "v1alpha1",
-                                                                  "controlplanes"))
+        listed = as_object(self.custom.list_cluster_custom_object("tenancy.kflex.kubestellar.org", "v1alpha1", "controlplanes"))
         return [item["metadata"]["name"] for item in listed["items"]]
 
     def create_controlplane(self, name: str, cp_type: str, bootstrap: dict[str, str] | None = None) -> None:
         spec: dict[str, Any] = {"type": cp_type}
         if bootstrap:
             spec["bootstrapSecretRef"] = bootstrap
-        manifest = {"apiVersion": "tenancy.kflex.kubestellar.org/v1alpha1", "kind": "ControlPlane",
-                    "metadata": {"name": name}, "spec": spec}
+        manifest = {
+            "apiVersion": "tenancy.kflex.kubestellar.org/v1alpha1",
+            "kind": "ControlPlane",
+            "metadata": {"name": name},
+            "spec": spec,
+        }
         self.kubectl("apply", "-f", "-", input=json.dumps(manifest))
 
     def delete_controlplane(self, name: str) -> None:
@@ -147,8 +187,9 @@ class Sandbox:
 
     def create_bootstrap_secret(self, name: str, namespace: str, key: str = "kubeconfig-incluster") -> None:
         self.kubectl("create", "namespace", namespace, check=False)
-        self.kubectl("create", "secret", "generic", name, "-n", namespace,
-                     f"--from-file={key}={self.external_incluster_kubeconfig}")
+        self.kubectl(
+            "create", "secret", "generic", name, "-n", namespace, f"--from-file={key}={self.external_incluster_kubeconfig}"
+        )
 
     def space_api(self, name: str) -> client.ApiClient:
         """A client for a space from the machine: a vcluster's through the kubeconfig KubeFlex writes
@@ -183,8 +224,9 @@ class Sandbox:
         return path
 
     def remove_cluster(self, name: str) -> None:
-        self.core.patch_namespaced_config_map(CLUSTERS_NAME, CLUSTERS_NAMESPACE, {"data": {name: None}},
-                                              _content_type="application/merge-patch+json")
+        self.core.patch_namespaced_config_map(
+            CLUSTERS_NAME, CLUSTERS_NAMESPACE, {"data": {name: None}}, _content_type="application/merge-patch+json"
+        )
 
     def hub_kubeconfig(self, its: str) -> Path:
         """The ITS's space, for clusteradm on this machine."""
@@ -204,25 +246,44 @@ class Sandbox:
         resolves: the sandbox's namespace, where the node's address reaches every API server), then
         clusteradm accept on the hub; the klusterlet's images from the sandbox's registry."""
         hub = self.hub_kubeconfig(its)
-        token = re.search(r"^token=(\S+)$", self.run(str(BIN / "clusteradm"), "get", "token", "--kubeconfig",
-                                                     str(hub)).stdout, re.MULTILINE)
+        token = re.search(
+            r"^token=(\S+)$", self.run(str(BIN / "clusteradm"), "get", "token", "--kubeconfig", str(hub)).stdout, re.MULTILINE
+        )
         assert token, "clusteradm get token printed no token"
         port = yaml.safe_load(hub.read_text())["clusters"][0]["cluster"]["server"].rsplit(":", 1)[1]
-        self.run("nsenter", f"--net=/run/netns/{self.state['netns']}", str(BIN / "clusteradm"), "join",
-                 "--hub-token", token.group(1), "--hub-apiserver", f"https://{self.state['node_ip']}:{port}",
-                 "--cluster-name", wec, "--kubeconfig", str(wec_kubeconfig), "--image-registry", self.ocm_registry,
-                 "--bundle-version", "default", "--wait", timeout=600)
+        self.run(
+            "nsenter",
+            f"--net=/run/netns/{self.state['netns']}",
+            str(BIN / "clusteradm"),
+            "join",
+            "--hub-token",
+            token.group(1),
+            "--hub-apiserver",
+            f"https://{self.state['node_ip']}:{port}",
+            "--cluster-name",
+            wec,
+            "--kubeconfig",
+            str(wec_kubeconfig),
+            "--image-registry",
+            self.ocm_registry,
+            "--bundle-version",
+            "default",
+            "--wait",
+            timeout=600,
+        )
         self.run(str(BIN / "clusteradm"), "accept", "--clusters", wec, "--kubeconfig", str(hub), "--wait")
 
     def set_faults(self, key: str, **faults: Any) -> None:
         patch = {"data": {key: json.dumps(faults)}}
-        self.core.patch_namespaced_config_map(FAULTS_NAME, FAULTS_NAMESPACE, patch,
-                                              _content_type="application/merge-patch+json")
+        self.core.patch_namespaced_config_map(
+            FAULTS_NAME, FAULTS_NAMESPACE, patch, _content_type="application/merge-patch+json"
+        )
 
     def clear_faults(self, key: str) -> None:
         patch = {"data": {key: None}}
-        self.core.patch_namespaced_config_map(FAULTS_NAME, FAULTS_NAMESPACE, patch,
-                                              _content_type="application/merge-patch+json")
+        self.core.patch_namespaced_config_map(
+            FAULTS_NAME, FAULTS_NAMESPACE, patch, _content_type="application/merge-patch+json"
+        )
 
     # --- audit ------------------------------------------------------------------------------
 
@@ -240,18 +301,19 @@ class Sandbox:
     def space_audit_log(self, name: str) -> Path:
         cp = self.controlplane(name) or {}
         server = {"host": "hosting", "external": apiserver_name(EXTERNAL_CLUSTER)}.get(
-            (cp.get("spec") or {}).get("type", ""), f"space-{name}")
+            (cp.get("spec") or {}).get("type", ""), f"space-{name}"
+        )
         return self.root / "apiservers" / server / "audit.log"
 
     def token_kubeconfig(self, path: Path, namespace: str, service_account: str) -> Path:
         """A kubeconfig with a token of a ServiceAccount: requests are made, and audited, as that account."""
-        request = client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[],
-                                                                                     expiration_seconds=3600))
+        request = client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600))
         token = self.core.create_namespaced_service_account_token(service_account, namespace, request).status.token
         admin = yaml.safe_load(self.kubeconfig.read_text())
         cluster = admin["clusters"][0]["cluster"]
-        path.write_text(kubeconfig(cluster["server"], base64.b64decode(cluster["certificate-authority-data"]),
-                                   service_account, token=token))
+        path.write_text(
+            kubeconfig(cluster["server"], base64.b64decode(cluster["certificate-authority-data"]), service_account, token=token)
+        )
         path.chmod(0o600)
         return path
 
@@ -263,12 +325,16 @@ SERVER_SELF = "system:apiserver"
 def mutating(events: list[dict[str, Any]], user: str | None = None, agent: str | None = None) -> list[str]:
     """'verb resource/name by user' for each write of `user` or of clients whose user agent starts with
     `agent` (or of any client), for readable failures. Dry runs store nothing: not writes."""
-    return [f"{e['verb']} {e.get('objectRef', {}).get('resource')}/{e.get('objectRef', {}).get('name')} "
-            f"by {e['user']['username']} ({e.get('userAgent', '')})"
-            for e in events if e["verb"] in MUTATING and e["user"]["username"] != SERVER_SELF
-            and "dryRun=All" not in e.get("requestURI", "")
-            and (user is None or e["user"]["username"] == user)
-            and (agent is None or e.get("userAgent", "").startswith(agent))]
+    return [
+        f"{e['verb']} {e.get('objectRef', {}).get('resource')}/{e.get('objectRef', {}).get('name')} "
+        f"by {e['user']['username']} ({e.get('userAgent', '')})"
+        for e in events
+        if e["verb"] in MUTATING
+        and e["user"]["username"] != SERVER_SELF
+        and "dryRun=All" not in e.get("requestURI", "")
+        and (user is None or e["user"]["username"] == user)
+        and (agent is None or e.get("userAgent", "").startswith(agent))
+    ]
 
 
 # In a space the hook acts with the space's admin credentials, as KubeFlex's stand-in and the pod
@@ -297,8 +363,9 @@ def hold_host_hub(sandbox: Sandbox) -> Iterator[None]:
         try:
             yield
         finally:
-            listed = as_object(sandbox.custom.list_cluster_custom_object("tenancy.kflex.kubestellar.org", "v1alpha1",
-                                                                         "controlplanes"))
+            listed = as_object(
+                sandbox.custom.list_cluster_custom_object("tenancy.kflex.kubestellar.org", "v1alpha1", "controlplanes")
+            )
             for cp in listed["items"]:
                 if cp["spec"]["type"] == "host" and made_here(cp["metadata"]["name"]):
                     sandbox.delete_controlplane(cp["metadata"]["name"])
@@ -321,8 +388,13 @@ HOOK_RUNNER = f"hook-runner-{WORKER}"
 HOOK_RUNNER_USER = f"system:serviceaccount:default:{HOOK_RUNNER}"
 
 
-def its_config(sandbox: Sandbox, itses: list[dict[str, Any]], deadline: int = 120,
-               ocm_registry: str | None = None, status_addon: dict[str, Any] | None = None) -> str:
+def its_config(
+    sandbox: Sandbox,
+    itses: list[dict[str, Any]],
+    deadline: int = 120,
+    ocm_registry: str | None = None,
+    status_addon: dict[str, Any] | None = None,
+) -> str:
     """its.json as the chart renders it for these ITSes (bootstrap Secrets in namespace default), with
     what a test sets that the schema refuses (a deadline below 30 s) or that is no value of the chart
     (status add-on settings of its own)."""
@@ -348,9 +420,18 @@ class HookRun:
 def chart_hook_pod_spec(sandbox: Sandbox) -> dict[str, Any]:
     """The hook Job's pod spec as the chart renders it with the sandbox's registry: its image, security
     contexts, environment, resources and volumes, so that a HookPod runs as the chart's pods do."""
-    rendered = sandbox.helm("helm3", "template", "r", str(CHART), "--set-json", 'ITSes=[{"name":"x"}]',
-                            "--set", f"global.imageRegistry={sandbox.registry}",
-                            "--show-only", "templates/hook-job.yaml").stdout
+    rendered = sandbox.helm(
+        "helm3",
+        "template",
+        "r",
+        str(CHART),
+        "--set-json",
+        'ITSes=[{"name":"x"}]',
+        "--set",
+        f"global.imageRegistry={sandbox.registry}",
+        "--show-only",
+        "templates/hook-job.yaml",
+    ).stdout
     spec: dict[str, Any] = yaml.safe_load(rendered)["spec"]["template"]["spec"]
     return spec
 
@@ -360,19 +441,32 @@ class HookPod:
     (restricted, read-only root, /tmp an emptyDir, the chart's resources), but its its.json in a
     ConfigMap of its own and as ServiceAccount `account` of `namespace`."""
 
-    def __init__(self, sandbox: Sandbox, itses: list[dict[str, Any]], deadline: int = 300, command: str = "install",
-                 account: str = HOOK_RUNNER, namespace: str = "default", env: dict[str, str] | None = None,
-                 files: dict[str, str] | None = None, ocm_registry: str | None = None,
-                 status_addon: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        sandbox: Sandbox,
+        itses: list[dict[str, Any]],
+        deadline: int = 300,
+        command: str = "install",
+        account: str = HOOK_RUNNER,
+        namespace: str = "default",
+        env: dict[str, str] | None = None,
+        files: dict[str, str] | None = None,
+        ocm_registry: str | None = None,
+        status_addon: dict[str, Any] | None = None,
+    ) -> None:
         """files: executable files mounted at /opt/extra (a stand-in for a tool, first on PATH)."""
         self.sandbox = sandbox
         self.namespace = namespace
         self.name = unique("hook-run")
         self.deadline = deadline
         core = sandbox.core
-        core.create_namespaced_config_map(namespace, client.V1ConfigMap(
-            metadata=client.V1ObjectMeta(name=self.name),
-            data={"its.json": its_config(sandbox, itses, deadline, ocm_registry, status_addon), **(files or {})}))
+        core.create_namespaced_config_map(
+            namespace,
+            client.V1ConfigMap(
+                metadata=client.V1ObjectMeta(name=self.name),
+                data={"its.json": its_config(sandbox, itses, deadline, ocm_registry, status_addon), **(files or {})},
+            ),
+        )
         spec = chart_hook_pod_spec(sandbox)
         (container,) = spec["containers"]
         (config,) = [volume for volume in spec["volumes"] if "configMap" in volume]
@@ -384,13 +478,19 @@ class HookPod:
             container["volumeMounts"].append({"name": config["name"], "mountPath": "/opt/extra", "readOnly": True})
         # No Job runs this pod: the Events the hook puts on its Job would have nowhere to go, and its
         # deadline starts with it, not with a run's first Job.
-        container["env"] = [variable for variable in container["env"]
-                            if variable["name"] not in overrides and variable["name"] not in ("ITS_HOOK_JOB", "ITS_RUN_JOB")] \
-            + [{"name": key, "value": value} for key, value in overrides.items()]
+        container["env"] = [
+            variable
+            for variable in container["env"]
+            if variable["name"] not in overrides and variable["name"] not in ("ITS_HOOK_JOB", "ITS_RUN_JOB")
+        ] + [{"name": key, "value": value} for key, value in overrides.items()]
         container["command"][1] = command
         spec["serviceAccountName"] = account
-        core.create_namespaced_pod(namespace, manifest({"apiVersion": "v1", "kind": "Pod", "spec": spec,
-                                                        "metadata": {"name": self.name, "namespace": namespace}}))
+        core.create_namespaced_pod(
+            namespace,
+            manifest(
+                {"apiVersion": "v1", "kind": "Pod", "spec": spec, "metadata": {"name": self.name, "namespace": namespace}}
+            ),
+        )
 
     def _pod(self) -> Any:
         return self.sandbox.core.read_namespaced_pod(self.name, self.namespace)
@@ -403,8 +503,9 @@ class HookPod:
                 break
             time.sleep(0.2)
         lines: list[str] = []
-        stream: Any = self.sandbox.core.read_namespaced_pod_log(self.name, self.namespace, follow=True,
-                                                                _preload_content=False, _request_timeout=timeout)
+        stream: Any = self.sandbox.core.read_namespaced_pod_log(
+            self.name, self.namespace, follow=True, _preload_content=False, _request_timeout=timeout
+        )
         try:
             for raw in stream.stream(decode_content=True):
                 for line in raw.decode(errors="replace").splitlines():
@@ -436,15 +537,31 @@ class HookPod:
         keep_hook_log(self.sandbox, f"{self.namespace}_{self.name}", logs)
         self.sandbox.core.delete_namespaced_pod(self.name, self.namespace, grace_period_seconds=0)
         self.sandbox.core.delete_namespaced_config_map(self.name, self.namespace)
-        return HookRun(returncode=terminated.exit_code, stderr=logs, reason=terminated.reason or "",
-                       termination_message=terminated.message or "")
+        return HookRun(
+            returncode=terminated.exit_code,
+            stderr=logs,
+            reason=terminated.reason or "",
+            termination_message=terminated.message or "",
+        )
 
 
 def release(sandbox: Sandbox, dist: Path) -> subprocess.CompletedProcess[str]:
     """`make release` to the sandbox's registry: the hook image, and the chart pointed at it."""
-    return subprocess.run(["make", "--no-print-directory", "release", f"REGISTRY={sandbox.registry}",
-                           f"REGISTRY_CA={sandbox.state['registry_ca']}", f"DIST={dist}"], cwd=REPO,
-                          capture_output=True, text=True, check=False, timeout=900)
+    return subprocess.run(
+        [
+            "make",
+            "--no-print-directory",
+            "release",
+            f"REGISTRY={sandbox.registry}",
+            f"REGISTRY_CA={sandbox.state['registry_ca']}",
+            f"DIST={dist}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=900,
+    )
 
 
 def keep_hook_log(sandbox: Sandbox, name: str, output: str) -> None:
@@ -453,8 +570,9 @@ def keep_hook_log(sandbox: Sandbox, name: str, output: str) -> None:
     (sandbox.root / "logs" / "pods" / f"{name}.hook.log").write_text(output)
 
 
-def run_hook(sandbox: Sandbox, itses: list[dict[str, Any]], deadline: int = 300, command: str = "install",
-             **options: Any) -> HookRun:
+def run_hook(
+    sandbox: Sandbox, itses: list[dict[str, Any]], deadline: int = 300, command: str = "install", **options: Any
+) -> HookRun:
     """One hook run to its end, as a pod (see HookPod for the options)."""
     return HookPod(sandbox, itses, deadline, command, **options).wait()
 
@@ -462,8 +580,9 @@ def run_hook(sandbox: Sandbox, itses: list[dict[str, Any]], deadline: int = 300,
 REPORTS: list[str] = []
 
 
-def wait_until(what: str, predicate: Callable[[], Any], timeout: float = 180, shown: Callable[[], Any] | None = None,
-               interval: float = 1.0) -> Any:
+def wait_until(
+    what: str, predicate: Callable[[], Any], timeout: float = 180, shown: Callable[[], Any] | None = None, interval: float = 1.0
+) -> Any:
     """Poll predicate until it returns something true, and return that; an ApiException counts as not
     yet. On timeout the failure says what was awaited and what `shown()` returns then."""
     end = time.monotonic() + timeout
@@ -480,22 +599,34 @@ def dry_run_apply(sandbox: Sandbox, docs: list[dict[str, Any]], namespace: str) 
     """`kubectl apply --dry-run=server` of rendered documents. What the install hooks put in a space's
     namespace (`<name>-system`) is applied once KubeFlex made it: here it is checked in `namespace`."""
     spaces = {f"{doc['metadata']['name']}-system" for doc in docs if doc["kind"] == "ControlPlane"}
-    docs = [{**doc, "metadata": {**doc["metadata"], "namespace": namespace}}
-            if doc["metadata"].get("namespace") in spaces else doc for doc in docs]
-    return sandbox.kubectl("apply", "--dry-run=server", "-f", "-", check=False,
-                           input=json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}))
+    docs = [
+        {**doc, "metadata": {**doc["metadata"], "namespace": namespace}} if doc["metadata"].get("namespace") in spaces else doc
+        for doc in docs
+    ]
+    return sandbox.kubectl(
+        "apply",
+        "--dry-run=server",
+        "-f",
+        "-",
+        check=False,
+        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}),
+    )
 
 
-HUB_CRDS = ("managedclusters.cluster.open-cluster-management.io", "manifestworks.work.open-cluster-management.io",
-            "placements.cluster.open-cluster-management.io",
-            "managedclustersetbindings.cluster.open-cluster-management.io")
+HUB_CRDS = (
+    "managedclusters.cluster.open-cluster-management.io",
+    "manifestworks.work.open-cluster-management.io",
+    "placements.cluster.open-cluster-management.io",
+    "managedclustersetbindings.cluster.open-cluster-management.io",
+)
 
 
 def create_its(sandbox: Sandbox, name: str, its_type: str) -> dict[str, Any]:
     if its_type == "external":
         sandbox.create_bootstrap_secret(f"{name}-bootstrap", "default")
-        sandbox.create_controlplane(name, "external", {"name": f"{name}-bootstrap", "namespace": "default",
-                                                      "inClusterKey": "kubeconfig-incluster"})
+        sandbox.create_controlplane(
+            name, "external", {"name": f"{name}-bootstrap", "namespace": "default", "inClusterKey": "kubeconfig-incluster"}
+        )
     else:
         sandbox.create_controlplane(name, its_type)
     return {"name": name, "type": its_type}
@@ -503,18 +634,32 @@ def create_its(sandbox: Sandbox, name: str, its_type: str) -> dict[str, Any]:
 
 def status_addon_pods(sandbox: Sandbox, its: str) -> list[Any]:
     """The status add-on controller's pods in the space, Running."""
-    return [pod for pod in client.CoreV1Api(sandbox.space_api(its)).list_namespaced_pod(
-        "open-cluster-management", label_selector="app.kubernetes.io/name=addon-status-controller").items
-        if pod.status.phase == "Running"]
+    return [
+        pod
+        for pod in client.CoreV1Api(sandbox.space_api(its))
+        .list_namespaced_pod("open-cluster-management", label_selector="app.kubernetes.io/name=addon-status-controller")
+        .items
+        if pod.status.phase == "Running"
+    ]
 
 
-STATUS_ADDON_CRDS = ("placements.cluster.open-cluster-management.io",
-              "managedclustersetbindings.cluster.open-cluster-management.io")
+STATUS_ADDON_CRDS = (
+    "placements.cluster.open-cluster-management.io",
+    "managedclustersetbindings.cluster.open-cluster-management.io",
+)
 
 
 def helm_in_space(sandbox: Sandbox, its: str, *args: str) -> Any:
-    result = sandbox.run(str(BIN / "helm"), *args, "--namespace", "open-cluster-management", "--output", "json",
-                         "--kubeconfig", str(sandbox.hub_kubeconfig(its)))
+    result = sandbox.run(
+        str(BIN / "helm"),
+        *args,
+        "--namespace",
+        "open-cluster-management",
+        "--output",
+        "json",
+        "--kubeconfig",
+        str(sandbox.hub_kubeconfig(its)),
+    )
     return json.loads(result.stdout)
 
 
@@ -528,19 +673,27 @@ def assert_status_addon(sandbox: Sandbox, its: str, verbosity: int = 2, hub_qps:
     assert any(f"--v={verbosity}" in args and f"--agent-hub_qps={hub_qps}" in args for args in commands), commands
     space = sandbox.space_api(its)
     custom = client.CustomObjectsApi(space)
-    assert custom.get_namespaced_custom_object("cluster.open-cluster-management.io", "v1beta1",
-                                               "open-cluster-management", "placements", "global")
-    assert custom.get_namespaced_custom_object("cluster.open-cluster-management.io", "v1beta2",
-                                               "open-cluster-management", "managedclustersetbindings", "global")
+    assert custom.get_namespaced_custom_object(
+        "cluster.open-cluster-management.io", "v1beta1", "open-cluster-management", "placements", "global"
+    )
+    assert custom.get_namespaced_custom_object(
+        "cluster.open-cluster-management.io", "v1beta2", "open-cluster-management", "managedclustersetbindings", "global"
+    )
     extensions = client.ApiextensionsV1Api(space)
     assert extensions.read_custom_resource_definition("workstatuses.control.kubestellar.io")
     status = helm_in_space(sandbox, its, "status", "status-addon")
     installed = datetime.fromisoformat(status["info"]["first_deployed"])
     for name in STATUS_ADDON_CRDS:
-        [established] = [c for c in extensions.read_custom_resource_definition(name).status.conditions
-                         if c.type == "Established" and c.status == "True"]
+        [established] = [
+            c
+            for c in extensions.read_custom_resource_definition(name).status.conditions
+            if c.type == "Established" and c.status == "True"
+        ]
         assert established.last_transition_time and established.last_transition_time <= installed, (
-            name, established.last_transition_time, installed)
+            name,
+            established.last_transition_time,
+            installed,
+        )
 
 
 def container_state(pod: Any) -> Any:
@@ -551,15 +704,22 @@ def container_state(pod: Any) -> Any:
 
 
 def hub_conditions(space: client.ApiClient) -> dict[str, str]:
-    cm = as_object(client.CustomObjectsApi(space).get_cluster_custom_object(
-        "operator.open-cluster-management.io", "v1", "clustermanagers", "cluster-manager"))
+    cm = as_object(
+        client.CustomObjectsApi(space).get_cluster_custom_object(
+            "operator.open-cluster-management.io", "v1", "clustermanagers", "cluster-manager"
+        )
+    )
     return {c["type"]: c["status"] for c in cm["status"]["conditions"]}
 
 
 def hub_healthy(conditions: dict[str, str]) -> bool:
     """Applied and not Progressing or Degraded, as the hook requires."""
-    return (conditions.get("Applied"), conditions.get("Progressing"), conditions.get("HubRegistrationDegraded"),
-            conditions.get("HubPlacementDegraded", "False")) == ("True", "False", "False", "False")
+    return (
+        conditions.get("Applied"),
+        conditions.get("Progressing"),
+        conditions.get("HubRegistrationDegraded"),
+        conditions.get("HubPlacementDegraded", "False"),
+    ) == ("True", "False", "False", "False")
 
 
 def hub_settled(sandbox: Sandbox, name: str, space: client.ApiClient) -> None:
@@ -573,10 +733,16 @@ def hub_settled(sandbox: Sandbox, name: str, space: client.ApiClient) -> None:
     pods = client.CoreV1Api(space).list_namespaced_pod("open-cluster-management-hub").items
     restarts = {str(pod.metadata.name): [c.restart_count for c in pod.status.container_statuses or []] for pod in pods}
     started = time.monotonic()
-    wait_until(f"the hub of ITS {name} to settle", lambda: hub_healthy(hub_conditions(space)), timeout=120,
-               shown=lambda: hub_conditions(space))
-    REPORTS.append(f"hub settle: ITS {name}'s hub was {conditions} after the hook said Ready; healthy again after "
-                   f"{time.monotonic() - started:.0f}s (hub pod restarts: {restarts})")
+    wait_until(
+        f"the hub of ITS {name} to settle",
+        lambda: hub_healthy(hub_conditions(space)),
+        timeout=120,
+        shown=lambda: hub_conditions(space),
+    )
+    REPORTS.append(
+        f"hub settle: ITS {name}'s hub was {conditions} after the hook said Ready; healthy again after "
+        f"{time.monotonic() - started:.0f}s (hub pod restarts: {restarts})"
+    )
 
 
 def assert_ready_its(sandbox: Sandbox, name: str, status_addon: bool = True) -> None:
@@ -595,31 +761,58 @@ def assert_ready_its(sandbox: Sandbox, name: str, status_addon: bool = True) -> 
         conditions_ = extensions.read_custom_resource_definition(crd).status.conditions
         assert any(c.type == "Established" and c.status == "True" for c in conditions_), crd
     # The work webhook judges a ManifestWork: an empty one is refused by it, not by the schema.
-    empty = {"apiVersion": "work.open-cluster-management.io/v1", "kind": "ManifestWork",
-             "metadata": {"name": "probe", "namespace": "default"}, "spec": {"workload": {"manifests": []}}}
+    empty = {
+        "apiVersion": "work.open-cluster-management.io/v1",
+        "kind": "ManifestWork",
+        "metadata": {"name": "probe", "namespace": "default"},
+        "spec": {"workload": {"manifests": []}},
+    }
     try:
         client.CustomObjectsApi(space).create_namespaced_custom_object(
-            "work.open-cluster-management.io", "v1", "default", "manifestworks", empty, dry_run="All")
+            "work.open-cluster-management.io", "v1", "default", "manifestworks", empty, dry_run="All"
+        )
         raise AssertionError("the ManifestWork webhook let an empty ManifestWork through")
     except client.exceptions.ApiException as err:
         assert "manifests should not be empty" in (err.body or ""), err.body
     assert client.CoreV1Api(space).read_namespace("customization-properties").status.phase == "Active"
-    addon = as_object(client.CustomObjectsApi(space).list_cluster_custom_object(
-        "addon.open-cluster-management.io", "v1alpha1", "clustermanagementaddons"))["items"]
+    addon = as_object(
+        client.CustomObjectsApi(space).list_cluster_custom_object(
+            "addon.open-cluster-management.io", "v1alpha1", "clustermanagementaddons"
+        )
+    )["items"]
     assert bool(status_addon_pods(sandbox, name)) is status_addon
     assert [a["metadata"]["name"] for a in addon] == (["addon-status"] if status_addon else [])
 
 
-def install(sandbox: Sandbox, helm: str, release: str, namespace: str, itses: list[dict[str, Any]],
-            *extra: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return sandbox.helm(helm, "upgrade", "--install", release, str(CHART), "--namespace", namespace,
-                        "--create-namespace", "--wait", "--timeout", "300s", *sandbox.image_values(),
-                        "--set-json", f"ITSes={json.dumps(itses)}", *extra, check=check)
+def install(
+    sandbox: Sandbox, helm: str, release: str, namespace: str, itses: list[dict[str, Any]], *extra: str, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    return sandbox.helm(
+        helm,
+        "upgrade",
+        "--install",
+        release,
+        str(CHART),
+        "--namespace",
+        namespace,
+        "--create-namespace",
+        "--wait",
+        "--timeout",
+        "300s",
+        *sandbox.image_values(),
+        "--set-json",
+        f"ITSes={json.dumps(itses)}",
+        *extra,
+        check=check,
+    )
 
 
 def three_types(sandbox: Sandbox, namespace: str, prefix: str) -> list[dict[str, Any]]:
-    itses = [{"name": unique(f"{prefix}-vc")}, {"name": unique(f"{prefix}-host"), "type": "host"},
-             {"name": unique(f"{prefix}-ext"), "type": "external"}]
+    itses = [
+        {"name": unique(f"{prefix}-vc")},
+        {"name": unique(f"{prefix}-host"), "type": "host"},
+        {"name": unique(f"{prefix}-ext"), "type": "external"},
+    ]
     sandbox.create_bootstrap_secret(f"{itses[2]['name']}-bootstrap", namespace)  # as a user would, first
     return itses
 
@@ -678,8 +871,7 @@ class PodUsage:
                 name, uid = str(pod.metadata.name), str(pod.metadata.uid)
                 # A pod's cgroup goes when the pod does, at any moment: a read that fails is no sample.
                 with contextlib.suppress(OSError, ValueError):
-                    self.peak_bytes[name] = max(working_set(pod_cgroup(self._memory, uid)),
-                                                self.peak_bytes.get(name, 0))
+                    self.peak_bytes[name] = max(working_set(pod_cgroup(self._memory, uid)), self.peak_bytes.get(name, 0))
                 with contextlib.suppress(OSError, ValueError):
                     used = int((pod_cgroup(self._cpu, uid) / "cpuacct.usage").read_text()) / 1e9
                     self.cpu_seconds[name] = max(used, self.cpu_seconds.get(name, 0.0))

@@ -34,8 +34,9 @@ def phases(args: list[str]) -> list[list[str]]:
     first = [path for path in paths if not path.startswith(LAST_MODULE)] if paths else ["tests"]
     last = [path for path in paths if path.startswith(LAST_MODULE)] if paths else [LAST_MODULE]
     pytest = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *options]
-    return ([[*pytest, *first, "--ignore", LAST_MODULE, "-p", "tests.scheduling", "-n", str(WORKERS)]] if first else []) \
-        + ([[*pytest, *last]] if last else [])
+    return ([[*pytest, *first, "--ignore", LAST_MODULE, "-p", "tests.scheduling", "-n", str(WORKERS)]] if first else []) + (
+        [[*pytest, *last]] if last else []
+    )
 
 
 def main(args: list[str]) -> int:

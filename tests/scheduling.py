@@ -43,8 +43,9 @@ def uses_host_hub(nodeid: str) -> bool:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addini("test_durations", "the record of test durations the scheduler reads and each run rewrites",
-                  default=str(DURATIONS))
+    parser.addini(
+        "test_durations", "the record of test durations the scheduler reads and each run rewrites", default=str(DURATIONS)
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -46,16 +46,20 @@ def readme_application() -> dict[str, Any]:
     return application
 
 
-def application(sandbox: Sandbox, argocd: dict[str, Any], name: str, namespace: str,
-                itses: list[dict[str, Any]]) -> dict[str, Any]:
+def application(
+    sandbox: Sandbox, argocd: dict[str, Any], name: str, namespace: str, itses: list[dict[str, Any]]
+) -> dict[str, Any]:
     """The README's Application for the released chart in the sandbox's registry: its namespace, its
     ITSes and what a private registry needs (OCM's images and the status add-on's chart from there)."""
     app = copy.deepcopy(readme_application())
     app["metadata"]["name"] = name
     source = app["spec"]["source"]
     source.update(repoURL=argocd["repository"], targetRevision=CHART_VERSION)
-    source["helm"]["valuesObject"] = {**source["helm"]["valuesObject"],
-                                      **sandbox.image_values_object(hook_image=False), "ITSes": itses}
+    source["helm"]["valuesObject"] = {
+        **source["helm"]["valuesObject"],
+        **sandbox.image_values_object(hook_image=False),
+        "ITSes": itses,
+    }
     app["spec"]["destination"]["namespace"] = namespace
     return app
 
@@ -70,17 +74,24 @@ def synced_and_healthy(sandbox: Sandbox, name: str, after: str = "") -> dict[str
     app = get_app(sandbox, name)
     status = app.get("status") or {}
     operation = status.get("operationState") or {}
-    if operation.get("phase") == "Succeeded" and operation.get("startedAt", "") > after and \
-            (status.get("sync") or {}).get("status") == "Synced" and (status.get("health") or {}).get("status") == "Healthy":
+    if (
+        operation.get("phase") == "Succeeded"
+        and operation.get("startedAt", "") > after
+        and (status.get("sync") or {}).get("status") == "Synced"
+        and (status.get("health") or {}).get("status") == "Healthy"
+    ):
         return app
     return None
 
 
 def summary(sandbox: Sandbox, name: str) -> dict[str, Any]:
     status = get_app(sandbox, name).get("status") or {}
-    return {"sync": (status.get("sync") or {}).get("status"), "health": (status.get("health") or {}).get("status"),
-            "operation": {k: (status.get("operationState") or {}).get(k) for k in ("phase", "message", "startedAt")},
-            "conditions": status.get("conditions")}
+    return {
+        "sync": (status.get("sync") or {}).get("status"),
+        "health": (status.get("health") or {}).get("status"),
+        "operation": {k: (status.get("operationState") or {}).get(k) for k in ("phase", "message", "startedAt")},
+        "conditions": status.get("conditions"),
+    }
 
 
 def hook_result(app: dict[str, Any]) -> dict[str, Any]:
@@ -101,9 +112,11 @@ def now() -> str:
 
 def delete_app(sandbox: Sandbox, name: str) -> None:
     sandbox.kubectl("delete", "application", name, "-n", "argocd", "--ignore-not-found", "--wait=false")
-    wait_until(f"Application {name} deleted (its finalizer ran)",
-               lambda: sandbox.kubectl("get", "application", name, "-n", "argocd", check=False).returncode != 0,
-               timeout=300)
+    wait_until(
+        f"Application {name} deleted (its finalizer ran)",
+        lambda: sandbox.kubectl("get", "application", name, "-n", "argocd", check=False).returncode != 0,
+        timeout=300,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -116,8 +129,12 @@ def app(sandbox: Sandbox, argocd: dict[str, Any]) -> Iterator[dict[str, Any]]:
     with hold_host_hub(sandbox):
         started = now()
         sandbox.kubectl("apply", "-f", "-", input=json.dumps(application(sandbox, argocd, name, namespace, itses)))
-        synced = wait_until("the Application Synced and Healthy", lambda: synced_and_healthy(sandbox, name, started),
-                            timeout=SYNC_TIMEOUT, shown=lambda: summary(sandbox, name))
+        synced = wait_until(
+            "the Application Synced and Healthy",
+            lambda: synced_and_healthy(sandbox, name, started),
+            timeout=SYNC_TIMEOUT,
+            shown=lambda: summary(sandbox, name),
+        )
         yield {"name": name, "namespace": namespace, "itses": itses, "synced": synced}
         delete_app(sandbox, name)
         for its in itses:
@@ -130,13 +147,20 @@ def test_the_readme_application_syncs_and_runs_the_hook_as_post_sync(sandbox: Sa
     for its in app["itses"]:
         assert_ready_its(sandbox, its["name"])
     # Skip: Argo CD never creates the `helm test` resources (their credentials would outlive a test).
-    test_objects = [kind for kind in ("pod", "serviceaccount", "role", "rolebinding")
-                    if sandbox.kubectl("get", kind, f"{app['name']}-test", "-n", app["namespace"],
-                                       check=False).returncode == 0]
+    test_objects = [
+        kind
+        for kind in ("pod", "serviceaccount", "role", "rolebinding")
+        if sandbox.kubectl("get", kind, f"{app['name']}-test", "-n", app["namespace"], check=False).returncode == 0
+    ]
     assert test_objects == []
-    cluster_test_objects = sandbox.kubectl("get", "clusterroles,clusterrolebindings", "-o", "name",
-                                           "-l", f"app.kubernetes.io/instance={app['name']},"
-                                                 "app.kubernetes.io/component=test").stdout.split()
+    cluster_test_objects = sandbox.kubectl(
+        "get",
+        "clusterroles,clusterrolebindings",
+        "-o",
+        "name",
+        "-l",
+        f"app.kubernetes.io/instance={app['name']},app.kubernetes.io/component=test",
+    ).stdout.split()
     assert cluster_test_objects == []
 
 
@@ -144,11 +168,19 @@ def test_a_resync_replaces_the_hook_job_and_the_hook_writes_nothing(sandbox: San
     batch = client.BatchV1Api(sandbox.api)
     before = batch.read_namespaced_job(f"{app['name']}-hook", app["namespace"]).metadata.uid
     started, since = now(), time.time()
-    operation = {"operation": {"initiatedBy": {"username": "ks-its-tests"},
-                               "sync": {"revision": CHART_VERSION, "syncStrategy": {"hook": {}}}}}
+    operation = {
+        "operation": {
+            "initiatedBy": {"username": "ks-its-tests"},
+            "sync": {"revision": CHART_VERSION, "syncStrategy": {"hook": {}}},
+        }
+    }
     sandbox.custom.patch_namespaced_custom_object(*APPS[:2], APPS[2], APPS[3], app["name"], operation)
-    resynced = wait_until("the re-sync to succeed", lambda: synced_and_healthy(sandbox, app["name"], started),
-                          timeout=SYNC_TIMEOUT, shown=lambda: summary(sandbox, app["name"]))
+    resynced = wait_until(
+        "the re-sync to succeed",
+        lambda: synced_and_healthy(sandbox, app["name"], started),
+        timeout=SYNC_TIMEOUT,
+        shown=lambda: summary(sandbox, app["name"]),
+    )
     assert hook_result(resynced)["hookPhase"] == "Succeeded"
     after = batch.read_namespaced_job(f"{app['name']}-hook", app["namespace"]).metadata.uid
     assert after != before, "BeforeHookCreation: the re-sync runs a new hook Job"
@@ -162,18 +194,27 @@ def test_a_resync_replaces_the_hook_job_and_the_hook_writes_nothing(sandbox: San
 
 
 def test_adding_an_its_makes_it_ready_and_removing_it_keeps_it_with_no_self_heal_loop(
-        sandbox: Sandbox, app: dict[str, Any]) -> None:
+    sandbox: Sandbox, app: dict[str, Any]
+) -> None:
     added = {"name": unique("argo-add")}
     started = now()
     set_itses(sandbox, app["name"], [*app["itses"], added])
-    wait_until("the sync of the added ITS", lambda: synced_and_healthy(sandbox, app["name"], started),
-               timeout=SYNC_TIMEOUT, shown=lambda: summary(sandbox, app["name"]))
+    wait_until(
+        "the sync of the added ITS",
+        lambda: synced_and_healthy(sandbox, app["name"], started),
+        timeout=SYNC_TIMEOUT,
+        shown=lambda: summary(sandbox, app["name"]),
+    )
     assert_ready_its(sandbox, added["name"])
 
     started = now()
     set_itses(sandbox, app["name"], app["itses"])
-    removed = wait_until("the sync without the ITS", lambda: synced_and_healthy(sandbox, app["name"], started),
-                         timeout=SYNC_TIMEOUT, shown=lambda: summary(sandbox, app["name"]))
+    removed = wait_until(
+        "the sync without the ITS",
+        lambda: synced_and_healthy(sandbox, app["name"], started),
+        timeout=SYNC_TIMEOUT,
+        shown=lambda: summary(sandbox, app["name"]),
+    )
     # Its space is kept (Prune=false), and it does not hold the app OutOfSync (IgnoreExtraneous).
     assert_ready_its(sandbox, added["name"])
     kept = next(r for r in removed["status"]["resources"] if r["kind"] == "ControlPlane" and r["name"] == added["name"])
@@ -185,21 +226,21 @@ def test_adding_an_its_makes_it_ready_and_removing_it_keeps_it_with_no_self_heal
     assert (quiet["sync"], quiet["health"], quiet["operation"]["startedAt"]) == ("Synced", "Healthy", last), quiet
 
 
-def test_a_failing_its_shows_its_cause_where_argo_cd_users_look(
-        sandbox: Sandbox, argocd: dict[str, Any]) -> None:
+def test_a_failing_its_shows_its_cause_where_argo_cd_users_look(sandbox: Sandbox, argocd: dict[str, Any]) -> None:
     name, namespace, its = unique("its-fail"), unique("argo-fail"), unique("argo-ext")
     # An external ITS whose bootstrap Secret nobody created: a permanent failure.
     started = now()
-    sandbox.kubectl("apply", "-f", "-", input=json.dumps(application(
-        sandbox, argocd, name, namespace, [{"name": its, "type": "external"}])))
+    sandbox.kubectl(
+        "apply", "-f", "-", input=json.dumps(application(sandbox, argocd, name, namespace, [{"name": its, "type": "external"}]))
+    )
     try:
+
         def failed() -> dict[str, Any] | None:
             app = get_app(sandbox, name)
             operation = (app.get("status") or {}).get("operationState") or {}
             return app if operation.get("phase") == "Failed" and operation.get("startedAt", "") > started else None
 
-        app = wait_until("the sync to fail for good", failed, timeout=SYNC_TIMEOUT,
-                         shown=lambda: summary(sandbox, name))
+        app = wait_until("the sync to fail for good", failed, timeout=SYNC_TIMEOUT, shown=lambda: summary(sandbox, name))
         line = f"ITS {its}: step space failed: bootstrap Secret {namespace}/{its}-bootstrap not found"
         operation = app["status"]["operationState"]
         # The README's retry policy: one retry of the sync, on top of the hook Job's own.
@@ -220,12 +261,16 @@ def test_a_failing_its_shows_its_cause_where_argo_cd_users_look(
         sandbox.delete_controlplane(its)
 
 
-def test_a_bad_value_shows_the_schema_message_in_the_comparison_error(
-        sandbox: Sandbox, argocd: dict[str, Any]) -> None:
+def test_a_bad_value_shows_the_schema_message_in_the_comparison_error(sandbox: Sandbox, argocd: dict[str, Any]) -> None:
     name, namespace = unique("its-bad"), unique("argo-bad")
-    sandbox.kubectl("apply", "-f", "-", input=json.dumps(application(
-        sandbox, argocd, name, namespace, [{"name": "its1", "install_clusteradm": "false"}])))
+    sandbox.kubectl(
+        "apply",
+        "-f",
+        "-",
+        input=json.dumps(application(sandbox, argocd, name, namespace, [{"name": "its1", "install_clusteradm": "false"}])),
+    )
     try:
+
         def comparison_error() -> str | None:
             conditions = (get_app(sandbox, name).get("status") or {}).get("conditions") or []
             return next((c["message"] for c in conditions if c["type"] == "ComparisonError"), None)

@@ -79,8 +79,18 @@ def test_opting_out_of_keep_deletes_spaces_on_uninstall(sandbox: Sandbox) -> Non
 def test_every_rendered_manifest_is_accepted_by_the_api_server(sandbox: Sandbox) -> None:
     namespace = unique("dryrun")
     sandbox.kubectl("create", "namespace", namespace)
-    rendered = sandbox.helm("helm3", "template", "ks-its", str(CHART), "--namespace", namespace,
-                            "-f", str(CHART / "ci" / "three-types-values.yaml"), "--set", "test.enabled=true").stdout
+    rendered = sandbox.helm(
+        "helm3",
+        "template",
+        "ks-its",
+        str(CHART),
+        "--namespace",
+        namespace,
+        "-f",
+        str(CHART / "ci" / "three-types-values.yaml"),
+        "--set",
+        "test.enabled=true",
+    ).stdout
     docs = [doc for doc in yaml.safe_load_all(rendered) if doc]
     kinds = [doc["kind"] for doc in docs]
     assert {"ControlPlane", "Job", "ClusterRole", "Pod", "ValidatingAdmissionPolicy"} <= set(kinds)
@@ -96,14 +106,22 @@ def test_hook_pod_template_passes_restricted_admission(sandbox: Sandbox) -> None
     namespace = unique("restricted")
     sandbox.kubectl("create", "namespace", namespace)
     sandbox.kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
-    rendered = sandbox.helm("helm3", "template", "ks-its", str(CHART), "--namespace", namespace,
-                            "--set-json", 'ITSes=[{"name":"its1"}]').stdout
+    rendered = sandbox.helm(
+        "helm3", "template", "ks-its", str(CHART), "--namespace", namespace, "--set-json", 'ITSes=[{"name":"its1"}]'
+    ).stdout
     docs = [doc for doc in yaml.safe_load_all(rendered) if doc]
     jobs = {doc["metadata"]["name"]: doc for doc in docs if doc["kind"] == "Job"}
     assert set(jobs) == {"ks-its-preflight", "ks-its-namespaces", "ks-its-hook", "ks-its-cleanup"}
     test_pod = next(doc for doc in docs if doc["kind"] == "Pod")
-    job_pods = [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"{name}-pod", "namespace": namespace},
-                 "spec": job["spec"]["template"]["spec"]} for name, job in jobs.items()]
+    job_pods = [
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": f"{name}-pod", "namespace": namespace},
+            "spec": job["spec"]["template"]["spec"],
+        }
+        for name, job in jobs.items()
+    ]
     hook_pod = next(pod for pod in job_pods if pod["metadata"]["name"] == "ks-its-hook-pod")
     for account in (doc for doc in docs if doc["kind"] == "ServiceAccount"):
         sandbox.kubectl("apply", "-f", "-", input=json.dumps(account))

@@ -16,9 +16,16 @@ ITSES = '[{"name":"its1"},{"name":"its2","type":"host"},{"name":"its3","type":"e
 
 
 def test_controlplanes_use_the_api_version_the_hook_reads() -> None:
-    rendered = subprocess.run([str(BIN / "helm"), "template", "ks-its", str(CHART), "-n", "kubeflex-system",
-                               "--set-json", f"ITSes={ITSES}"], capture_output=True, text=True, check=True).stdout
+    rendered = subprocess.run(
+        [str(BIN / "helm"), "template", "ks-its", str(CHART), "-n", "kubeflex-system", "--set-json", f"ITSes={ITSES}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     controlplanes = [doc for doc in yaml.safe_load_all(rendered) if doc and doc["kind"] == kube.CONTROLPLANES.kind]
     assert {doc["apiVersion"] for doc in controlplanes} == {kube.CONTROLPLANES.group_version}
     assert {doc["metadata"]["name"]: doc["spec"]["type"] for doc in controlplanes} == {
-        "its1": "vcluster", "its2": "host", "its3": "external"}
+        "its1": "vcluster",
+        "its2": "host",
+        "its3": "external",
+    }

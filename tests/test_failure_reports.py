@@ -34,8 +34,11 @@ def test_a_permanent_failure_fails_the_job_at_once_and_says_why_where_users_look
     assert (terminated.exit_code, terminated.message) == (3, line + "\n")
     # The README's one command for every failed ITS's line prints it.
     readme = (CHART.parent / "README.md").read_text()
-    command = re.search(r"`(kubectl get pods -n kubeflex-system -l batch\.kubernetes\.io/job-name=ks-its-hook -o "
-                        r"jsonpath=[^`]+)`", readme)
+    command = re.search(
+        r"`(kubectl get pods -n kubeflex-system -l batch\.kubernetes\.io/job-name=ks-its-hook -o "
+        r"jsonpath=[^`]+)`",
+        readme,
+    )
     assert command, "README's troubleshooting has no command for the failed ITSes' lines"
     printed = sandbox.run("bash", "-c", command.group(1).replace("kubeflex-system", namespace)).stdout
     assert printed == line + "\n"
@@ -44,7 +47,8 @@ def test_a_permanent_failure_fails_the_job_at_once_and_says_why_where_users_look
     assert line in described
     cp = sandbox.controlplane(name) or {}
     assert cp["metadata"]["annotations"]["its.kubestellar.io/status"] == (
-        f"Failed: space: bootstrap Secret {namespace}/{name}-bootstrap not found")
+        f"Failed: space: bootstrap Secret {namespace}/{name}-bootstrap not found"
+    )
     assert "kflex.kubestellar.io/cptype" not in (cp["metadata"].get("labels") or {})
     sandbox.helm("helm3", "uninstall", release, "--namespace", namespace, "--wait")
     sandbox.delete_controlplane(name)

@@ -48,8 +48,11 @@ def test_two_itses_at_once_and_a_noop_rerun_writes_nothing(sandbox: Sandbox, hoo
     assert [e for e in hosting if e["user"]["username"] == HOOK_RUNNER_USER], "the re-run made no request at all?"
     for its in itses:
         # The hook's own requests, and those of the helm it runs (which reads the release).
-        space = [e for e in sandbox.audit(since, sandbox.space_audit_log(its["name"]))
-                 if e.get("userAgent", "").startswith((HOOK_AGENT, "Helm/"))]
+        space = [
+            e
+            for e in sandbox.audit(since, sandbox.space_audit_log(its["name"]))
+            if e.get("userAgent", "").startswith((HOOK_AGENT, "Helm/"))
+        ]
         assert space, "the re-run never reached the space?"
         assert any(e["userAgent"].startswith("Helm/") for e in space), "helm never read the release?"
         assert mutating(space) == []
@@ -68,7 +71,8 @@ def test_two_itses_at_once_and_a_noop_rerun_writes_nothing(sandbox: Sandbox, hoo
 
 
 def test_install_clusteradm_false_without_a_hub_fails_at_once_saying_what_to_do(
-        sandbox: Sandbox, hook_runner: Path, tmp_path: Path) -> None:
+    sandbox: Sandbox, hook_runner: Path, tmp_path: Path
+) -> None:
     # With a hub someone installed: tests/test_ocm.py::test_install_clusteradm_false_serves_with_a_hub_someone_installed_first
     bare = create_its(sandbox, unique("hk-bare"), "vcluster")
     # A permanent failure returns at once; the deadline only has to let the space come up first.
@@ -76,7 +80,8 @@ def test_install_clusteradm_false_without_a_hub_fails_at_once_saying_what_to_do(
     assert result.returncode == 3  # permanent: a retry of the pod would fail the same way
     assert result.stderr.strip().splitlines()[-1] == (
         f"ITS {bare['name']}: step ocm-hub failed: install_clusteradm is false but the space has no ClusterManager "
-        "cluster-manager: install OCM there first or set install_clusteradm to true")
+        "cluster-manager: install OCM there first or set install_clusteradm to true"
+    )
     cp = sandbox.controlplane(bare["name"])
     assert cp is not None
     assert "kflex.kubestellar.io/cptype" not in (cp["metadata"].get("labels") or {})
@@ -93,8 +98,11 @@ def test_kubeconfig_key_written_late_is_waited_for(sandbox: Sandbox, hook_runner
         assert result.returncode == 0, result.stderr
         # It found the ControlPlane Ready without the key, and waited for the key, not for something else.
         secret = f"{name}-system/vc-vcluster"
-        assert re.search(rf'msg="waiting for key config-incluster in Secret {secret}" waited_s=\S+ '
-                         rf'missing="Secret {secret} has no key config-incluster yet"', result.stderr), result.stderr
+        assert re.search(
+            rf'msg="waiting for key config-incluster in Secret {secret}" waited_s=\S+ '
+            rf'missing="Secret {secret} has no key config-incluster yet"',
+            result.stderr,
+        ), result.stderr
         assert_ready_its(sandbox, name)
     finally:
         sandbox.clear_faults(name)
@@ -115,7 +123,8 @@ def test_space_coming_up_late_is_waited_for(sandbox: Sandbox, hook_runner: Path,
 
 
 def test_never_ready_fails_at_the_deadline_and_the_other_its_completes(
-        sandbox: Sandbox, hook_runner: Path, tmp_path: Path) -> None:
+    sandbox: Sandbox, hook_runner: Path, tmp_path: Path
+) -> None:
     stuck, fine = unique("hk-stuck"), unique("hk-fine")
     sandbox.set_faults(stuck, never_ready=True)
     # Ample for the healthy ITS (an external ITS: this worker's external cluster's hub, seconds once it
@@ -127,8 +136,11 @@ def test_never_ready_fails_at_the_deadline_and_the_other_its_completes(
         result = run_hook(sandbox, itses, deadline=deadline)
         assert result.returncode == 1, result.stderr  # not permanent: a later run (helm upgrade) may get past it
         last = result.stderr.strip().splitlines()[-1]
-        waited = re.match(rf"ITS {stuck}: step space failed: timed out after (\d+)s waiting for ControlPlane {stuck} "
-                          r"Ready: ControlPlane not Ready \(Creating\)$", last)
+        waited = re.match(
+            rf"ITS {stuck}: step space failed: timed out after (\d+)s waiting for ControlPlane {stuck} "
+            r"Ready: ControlPlane not Ready \(Creating\)$",
+            last,
+        )
         assert waited, last
         assert int(waited.group(1)) >= deadline
         assert_ready_its(sandbox, fine)
@@ -136,9 +148,7 @@ def test_never_ready_fails_at_the_deadline_and_the_other_its_completes(
         sandbox.clear_faults(stuck)
 
 
-
-def test_waits_see_objects_by_list_and_by_watch_as_plain_json(
-        sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_waits_see_objects_by_list_and_by_watch_as_plain_json(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
     """One object exists before the wait (found by the list), one is created after the list (found
     by the watch from the list's resourceVersion); both come back as plain JSON, not client models."""
     before, after = unique("hk-list"), unique("hk-watch")
@@ -149,19 +159,25 @@ def test_waits_see_objects_by_list_and_by_watch_as_plain_json(
         listed = real_list(list_fn, **params)
         lists.append(listed)
         if len(lists) == 1:
-            sandbox.core.create_namespaced_config_map("default", client.V1ConfigMap(
-                metadata=client.V1ObjectMeta(name=after), data={"seen": "by watch"}))
+            sandbox.core.create_namespaced_config_map(
+                "default", client.V1ConfigMap(metadata=client.V1ObjectMeta(name=after), data={"seen": "by watch"})
+            )
         return listed
 
-    sandbox.core.create_namespaced_config_map("default", client.V1ConfigMap(
-        metadata=client.V1ObjectMeta(name=before), data={"seen": "by list"}))
+    sandbox.core.create_namespaced_config_map(
+        "default", client.V1ConfigMap(metadata=client.V1ObjectMeta(name=before), data={"seen": "by list"})
+    )
     monkeypatch.setattr(readiness, "list_objects", create_after_first_list)
     events = io.StringIO()
     try:
         found = readiness.wait_until(
             kube.lister(sandbox.api, CONFIGMAPS, "default"),
-            lambda objects: None if {before, after} <= objects.keys() else "not both yet", Deadline(30),
-            EventLog("test", events), "test", "both ConfigMaps")
+            lambda objects: None if {before, after} <= objects.keys() else "not both yet",
+            Deadline(30),
+            EventLog("test", events),
+            "test",
+            "both ConfigMaps",
+        )
     finally:
         for name in (before, after):
             with contextlib.suppress(client.ApiException):  # `after` is missing if the first list failed
@@ -174,7 +190,8 @@ def test_waits_see_objects_by_list_and_by_watch_as_plain_json(
 
 
 def test_a_watch_from_a_compacted_resource_version_lists_again(
-        sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """410 Gone, for real: etcd is compacted between the wait's list and its watch, on an API server
     without a watch cache (so its watches read etcd). The wait must list again and find the object."""
     etcd_url = json.loads((sandbox.root / "state.json").read_text())["etcd"]
@@ -203,8 +220,12 @@ def test_a_watch_from_a_compacted_resource_version_lists_again(
         events = io.StringIO()
         found = readiness.wait_until(
             kube.lister(core.api_client, CONFIGMAPS, "waits"),
-            lambda objects: None if wanted in objects else "not created yet", Deadline(30),
-            EventLog("test", events), "test", "the ConfigMap")
+            lambda objects: None if wanted in objects else "not created yet",
+            Deadline(30),
+            EventLog("test", events),
+            "test",
+            "the ConfigMap",
+        )
     finally:
         server.stop()
     log = events.getvalue()

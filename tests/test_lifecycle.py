@@ -17,11 +17,20 @@ from kubernetes import client
 from tests.harness import CHART, Sandbox, assert_ready_its, install, three_types, unique, wait_until
 
 # What the chart creates besides ControlPlanes, by the API that lists it.
-NAMESPACED = ("serviceaccounts", "roles.rbac.authorization.k8s.io", "rolebindings.rbac.authorization.k8s.io",
-              "configmaps", "jobs.batch", "pods")
-CLUSTER_SCOPED = ("clusterroles.rbac.authorization.k8s.io", "clusterrolebindings.rbac.authorization.k8s.io",
-                  "validatingadmissionpolicies.admissionregistration.k8s.io",
-                  "validatingadmissionpolicybindings.admissionregistration.k8s.io")
+NAMESPACED = (
+    "serviceaccounts",
+    "roles.rbac.authorization.k8s.io",
+    "rolebindings.rbac.authorization.k8s.io",
+    "configmaps",
+    "jobs.batch",
+    "pods",
+)
+CLUSTER_SCOPED = (
+    "clusterroles.rbac.authorization.k8s.io",
+    "clusterrolebindings.rbac.authorization.k8s.io",
+    "validatingadmissionpolicies.admissionregistration.k8s.io",
+    "validatingadmissionpolicybindings.admissionregistration.k8s.io",
+)
 
 
 def left_of(sandbox: Sandbox, release: str, namespace: str) -> list[str]:
@@ -32,8 +41,9 @@ def left_of(sandbox: Sandbox, release: str, namespace: str) -> list[str]:
     # One release name in several namespaces: cluster-scoped names carry the namespace.
     found += [name for name in names if namespace in name]
     # Pods of the hook Job carry the Job's labels, not the release's.
-    found += sandbox.kubectl("get", "pods", "-n", namespace, "-l", f"batch.kubernetes.io/job-name={release}-hook",
-                             "-o", "name").stdout.split()
+    found += sandbox.kubectl(
+        "get", "pods", "-n", namespace, "-l", f"batch.kubernetes.io/job-name={release}-hook", "-o", "name"
+    ).stdout.split()
     return found
 
 
@@ -44,8 +54,9 @@ def test_rollback_brings_a_deleted_its_back_to_ready(sandbox: Sandbox) -> None:
     install(sandbox, "helm3", release, namespace, [{"name": kept}])  # revision 2: dropped is kept, not listed
     sandbox.delete_controlplane(dropped)
     wait_until(f"ControlPlane {dropped} deleted", lambda: sandbox.controlplane(dropped) is None)
-    rolled = sandbox.helm("helm3", "rollback", release, "1", "--namespace", namespace, "--wait", "--timeout", "300s",
-                          check=False)
+    rolled = sandbox.helm(
+        "helm3", "rollback", release, "1", "--namespace", namespace, "--wait", "--timeout", "300s", check=False
+    )
     assert rolled.returncode == 0, rolled.stderr
     # The post-rollback hook ran: the re-created space is an ITS again, not a bare ControlPlane.
     assert_ready_its(sandbox, dropped)
@@ -57,7 +68,8 @@ def test_rollback_brings_a_deleted_its_back_to_ready(sandbox: Sandbox) -> None:
 
 @pytest.mark.parametrize("helm", ["helm3", "helm4"])
 def test_three_types_then_helm_test_then_uninstall_leaves_only_the_kept_spaces(
-        sandbox: Sandbox, host_hub: None, helm: str) -> None:
+    sandbox: Sandbox, host_hub: None, helm: str
+) -> None:
     namespace, release = unique(f"e2e-{helm}"), "ks-its"
     itses = three_types(sandbox, namespace, helm[-1] + "f")
     result = install(sandbox, helm, release, namespace, itses)
@@ -78,8 +90,11 @@ def test_three_types_then_helm_test_then_uninstall_leaves_only_the_kept_spaces(
     install(sandbox, helm, release, namespace, [])
     sandbox.helm(helm, "uninstall", release, "--namespace", namespace, "--wait")
     # The pre-delete cleanup hook deleted the hook Job and the test pod; their pods go with the Job.
-    assert wait_until("nothing of the release but its spaces", lambda: left_of(sandbox, release, namespace) == [],
-                      shown=lambda: left_of(sandbox, release, namespace))
+    assert wait_until(
+        "nothing of the release but its spaces",
+        lambda: left_of(sandbox, release, namespace) == [],
+        shown=lambda: left_of(sandbox, release, namespace),
+    )
     for its in itses:  # spaces survive uninstall by default
         assert sandbox.controlplane(its["name"]) is not None
         assert_ready_its(sandbox, its["name"])
@@ -89,11 +104,13 @@ def test_a_failed_atomic_install_leaves_no_hook_job_running(sandbox: Sandbox) ->
     namespace, release, stuck = unique("atomic"), "ks-its", unique("at")
     sandbox.set_faults(stuck, never_ready=True)
     try:
-        result = install(sandbox, "helm3", release, namespace, [{"name": stuck}], "--atomic", "--timeout", "45s",
-                         check=False)
+        result = install(sandbox, "helm3", release, namespace, [{"name": stuck}], "--atomic", "--timeout", "45s", check=False)
         assert result.returncode != 0
-        assert wait_until("nothing of the release but its spaces", lambda: left_of(sandbox, release, namespace) == [],
-                      shown=lambda: left_of(sandbox, release, namespace))
+        assert wait_until(
+            "nothing of the release but its spaces",
+            lambda: left_of(sandbox, release, namespace) == [],
+            shown=lambda: left_of(sandbox, release, namespace),
+        )
         jobs = client.BatchV1Api(sandbox.api).list_namespaced_job(namespace).items
         assert jobs == []
         # (A hook pod deleted while it works ends at once, saying what it left undone:

@@ -30,8 +30,10 @@ def test_a_hook_pod_with_five_itses_stays_well_under_the_default_memory_limit(sa
     (peak,) = usage.peak_bytes.values()
     limit = quantity_bytes(DEFAULTS["hook"]["resources"]["limits"]["memory"])
     request = quantity_bytes(DEFAULTS["hook"]["resources"]["requests"]["memory"])
-    REPORTS.append(f"hook pod memory: {peak / 2**20:.0f} MiB peak with 5 ITSes (request {request // 2**20} MiB, "
-                   f"limit {limit // 2**20} MiB)")
+    REPORTS.append(
+        f"hook pod memory: {peak / 2**20:.0f} MiB peak with 5 ITSes (request {request // 2**20} MiB, "
+        f"limit {limit // 2**20} MiB)"
+    )
     assert peak < 0.75 * limit, f"peak {peak / 2**20:.0f} MiB leaves too little of the {limit // 2**20} MiB limit"
     assert peak < request * 1.25, "the request should cover a pod's usual peak"
     sandbox.helm("helm3", "uninstall", release, "--namespace", namespace, "--wait")
@@ -42,9 +44,24 @@ def test_a_hook_pod_with_five_itses_stays_well_under_the_default_memory_limit(sa
 def test_a_hook_pod_killed_for_memory_says_which_itses_it_left_undone_and_what_to_raise(sandbox: Sandbox) -> None:
     namespace, release = unique("oom"), "ks-its"
     itses = [{"name": unique("oom-a")}, {"name": unique("oom-b")}]
-    result = install(sandbox, "helm3", release, namespace, itses, "--set", "hook.maxParallelPods=1",
-                     "--set", "hook.backoffLimit=0", "--set", "hook.resources.limits.memory=24Mi",
-                     "--set", "hook.resources.requests.memory=24Mi", "--timeout", "120s", check=False)
+    result = install(
+        sandbox,
+        "helm3",
+        release,
+        namespace,
+        itses,
+        "--set",
+        "hook.maxParallelPods=1",
+        "--set",
+        "hook.backoffLimit=0",
+        "--set",
+        "hook.resources.limits.memory=24Mi",
+        "--set",
+        "hook.resources.requests.memory=24Mi",
+        "--timeout",
+        "120s",
+        check=False,
+    )
     assert result.returncode != 0
     # The run's first pod (the preflight, with the same limit as every hook pod) is the one killed.
     pods = sandbox.core.list_namespaced_pod(namespace, label_selector=f"batch.kubernetes.io/job-name={release}-preflight")
@@ -65,15 +82,27 @@ def test_an_unpullable_hook_image_is_named_where_the_readme_says(sandbox: Sandbo
     """Helm cannot be told to fail before its --timeout; the README's troubleshooting says what users
     see then, and where the image is named. This is that, as it happens."""
     namespace, release = unique("pull"), "ks-its"
-    result = install(sandbox, "helm3", release, namespace, [{"name": unique("pull")}], "--timeout", "45s",
-                     "--set", "hook.image.repository=kubestellar/no-such-image", check=False)
+    result = install(
+        sandbox,
+        "helm3",
+        release,
+        namespace,
+        [{"name": unique("pull")}],
+        "--timeout",
+        "45s",
+        "--set",
+        "hook.image.repository=kubestellar/no-such-image",
+        check=False,
+    )
     assert result.returncode != 0
     readme = (CHART.parent / "README.md").read_text()
     # The run's first Job, the preflight, is the first to wait for the image.
     helm_error = "failed pre-install: 1 error occurred:\n\t* timed out waiting for the condition"
     assert helm_error in result.stderr
-    assert "`Error: failed pre-install: ... timed out waiting for the condition` and the hook pods are " \
-           "`ErrImagePull` or `ImagePullBackOff`" in readme
+    assert (
+        "`Error: failed pre-install: ... timed out waiting for the condition` and the hook pods are "
+        "`ErrImagePull` or `ImagePullBackOff`" in readme
+    )
     selector = f"app.kubernetes.io/instance={release},app.kubernetes.io/component in (preflight,hook)"
     assert f"kubectl describe pods -n kubeflex-system -l '{selector}'" in readme
     pods = sandbox.core.list_namespaced_pod(namespace, label_selector=selector)

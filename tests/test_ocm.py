@@ -42,13 +42,23 @@ def wec(sandbox: Sandbox) -> Iterator[tuple[str, Path]]:
     sandbox.remove_cluster(name)
     # Hubs in spaces go with their space; the hosting cluster's and the external cluster's stay.
     for kubeconfig in (sandbox.kubeconfig, sandbox.external_kubeconfig):
-        sandbox.run(str(BIN / "kubectl"), "--kubeconfig", str(kubeconfig), "delete", "managedcluster", name,
-                    "--ignore-not-found", "--wait=false", check=False)
+        sandbox.run(
+            str(BIN / "kubectl"),
+            "--kubeconfig",
+            str(kubeconfig),
+            "delete",
+            "managedcluster",
+            name,
+            "--ignore-not-found",
+            "--wait=false",
+            check=False,
+        )
 
 
 @pytest.mark.parametrize("its_type", ["vcluster", "host", "external"])
 def test_a_wec_joins_each_type_of_its_and_carries_work_both_ways(
-        sandbox: Sandbox, wec: tuple[str, Path], its_type: str, request: pytest.FixtureRequest) -> None:
+    sandbox: Sandbox, wec: tuple[str, Path], its_type: str, request: pytest.FixtureRequest
+) -> None:
     if its_type == "host":
         request.getfixturevalue("host_hub")
     wec_name, wec_kubeconfig = wec
@@ -60,34 +70,61 @@ def test_a_wec_joins_each_type_of_its_and_carries_work_both_ways(
     # all with the chart's default add-on settings: only a space of this test's own shows that other
     # settings reach the add-on's controller.
     settings = {"verbosity": 4, "hub_qps": 7} if its_type == "vcluster" else {"verbosity": 2, "hub_qps": 5}
-    install(sandbox, "helm3", "ks-its", namespace, [its],
-            "--set", f"statusAddon.controller.verbosity={settings['verbosity']}",
-            "--set", f"statusAddon.agent.hub_qps={settings['hub_qps']}")
+    install(
+        sandbox,
+        "helm3",
+        "ks-its",
+        namespace,
+        [its],
+        "--set",
+        f"statusAddon.controller.verbosity={settings['verbosity']}",
+        "--set",
+        f"statusAddon.agent.hub_qps={settings['hub_qps']}",
+    )
     assert_ready_its(sandbox, name)
     assert_status_addon(sandbox, name, **settings)
 
     sandbox.join(wec_name, name, wec_kubeconfig)
     hub = client.CustomObjectsApi(sandbox.space_api(name))
-    joined = wait_until("the ManagedCluster Joined and Available", lambda: (
-        c := conditions(as_object(hub.get_cluster_custom_object(*CLUSTER, wec_name))),
-        c.get("ManagedClusterJoined") == "True" and c.get("ManagedClusterConditionAvailable") == "True")[1])
+    joined = wait_until(
+        "the ManagedCluster Joined and Available",
+        lambda: (
+            c := conditions(as_object(hub.get_cluster_custom_object(*CLUSTER, wec_name))),
+            c.get("ManagedClusterJoined") == "True" and c.get("ManagedClusterConditionAvailable") == "True",
+        )[1],
+    )
     assert joined
     mailbox = client.CoreV1Api(sandbox.space_api(name)).read_namespace(wec_name)
     assert mailbox.status.phase == "Active"
 
-    work = {"apiVersion": f"{WORK[0]}/{WORK[1]}", "kind": "ManifestWork",
-            "metadata": {"name": "hello", "namespace": wec_name},
-            "spec": {"workload": {"manifests": [{"apiVersion": "v1", "kind": "ConfigMap",
-                                                 "metadata": {"name": "hello", "namespace": "default"},
-                                                 "data": {"from": name}}]},
-                     "manifestConfigs": [{"resourceIdentifier": {"resource": "configmaps", "name": "hello",
-                                                                 "namespace": "default"},
-                                          "feedbackRules": [{"type": "JSONPaths",
-                                                             "jsonPaths": [{"name": "from", "path": ".data.from"}]}]}]}}
+    work = {
+        "apiVersion": f"{WORK[0]}/{WORK[1]}",
+        "kind": "ManifestWork",
+        "metadata": {"name": "hello", "namespace": wec_name},
+        "spec": {
+            "workload": {
+                "manifests": [
+                    {
+                        "apiVersion": "v1",
+                        "kind": "ConfigMap",
+                        "metadata": {"name": "hello", "namespace": "default"},
+                        "data": {"from": name},
+                    }
+                ]
+            },
+            "manifestConfigs": [
+                {
+                    "resourceIdentifier": {"resource": "configmaps", "name": "hello", "namespace": "default"},
+                    "feedbackRules": [{"type": "JSONPaths", "jsonPaths": [{"name": "from", "path": ".data.from"}]}],
+                }
+            ],
+        },
+    }
     hub.create_namespaced_custom_object(*WORK, wec_name, "manifestworks", work)
     on_wec = client.CoreV1Api(sandbox.api_client_for(wec_kubeconfig))
     assert wait_until("the ConfigMap on the WEC", lambda: on_wec.read_namespaced_config_map("hello", "default")).data == {
-        "from": name}
+        "from": name
+    }
 
     def fed_back() -> bool:
         status = as_object(hub.get_namespaced_custom_object(*WORK, wec_name, "manifestworks", "hello")).get("status") or {}
@@ -105,12 +142,19 @@ def test_a_wec_joins_each_type_of_its_and_carries_work_both_ways(
     sandbox.helm("helm3", "uninstall", "ks-its", "--namespace", namespace, "--wait")
 
 
-def test_install_clusteradm_false_serves_with_a_hub_someone_installed_first(
-        sandbox: Sandbox, hook_runner: str) -> None:
+def test_install_clusteradm_false_serves_with_a_hub_someone_installed_first(sandbox: Sandbox, hook_runner: str) -> None:
     its = create_its(sandbox, unique("byo-hub"), "vcluster")
     wait_until("the space", lambda: (sandbox.controlplane(its["name"]) or {}).get("status", {}).get("secretRef"))
-    sandbox.run(str(BIN / "clusteradm"), "init", "--kubeconfig", str(sandbox.hub_kubeconfig(its["name"])),
-                "--image-registry", sandbox.ocm_registry, "--bundle-version", "default")
+    sandbox.run(
+        str(BIN / "clusteradm"),
+        "init",
+        "--kubeconfig",
+        str(sandbox.hub_kubeconfig(its["name"])),
+        "--image-registry",
+        sandbox.ocm_registry,
+        "--bundle-version",
+        "default",
+    )
     result = run_hook(sandbox, [{**its, "install_clusteradm": False}], deadline=300)
     assert result.returncode == 0, result.stderr
     assert 'msg="ClusterManager exists; not running clusteradm init"' in result.stderr
@@ -119,7 +163,8 @@ def test_install_clusteradm_false_serves_with_a_hub_someone_installed_first(
 
 
 def test_a_hub_whose_images_its_registry_does_not_have_fails_at_once_naming_image_and_value(
-        sandbox: Sandbox, hook_runner: str) -> None:
+    sandbox: Sandbox, hook_runner: str
+) -> None:
     """The registry answers that it has no such image: no wait can mend that, the line says which
     value to change."""
     its = create_its(sandbox, unique("no-images"), "vcluster")
@@ -128,10 +173,13 @@ def test_a_hub_whose_images_its_registry_does_not_have_fails_at_once_naming_imag
     assert result.returncode == 3, result.stderr
     last = result.stderr.strip().splitlines()[-1]
     image = f"{wrong}/registration-operator:v0.13.1"
-    assert re.fullmatch(rf"ITS {its['name']}: step ocm-hub failed: Deployment cluster-manager not available: "
-                        rf"(ErrImagePull|ImagePullBackOff) \(image {re.escape(image)}\): its registry has no image "
-                        rf"{re.escape(image)}; ocm\.imageRegistry must name a registry that holds OCM's images at the "
-                        r"tag of ocm\.bundleVersion", last), last
+    assert re.fullmatch(
+        rf"ITS {its['name']}: step ocm-hub failed: Deployment cluster-manager not available: "
+        rf"(ErrImagePull|ImagePullBackOff) \(image {re.escape(image)}\): its registry has no image "
+        rf"{re.escape(image)}; ocm\.imageRegistry must name a registry that holds OCM's images at the "
+        r"tag of ocm\.bundleVersion",
+        last,
+    ), last
     assert "timed out" not in result.stderr
     cp = sandbox.controlplane(its["name"]) or {}
     assert "kflex.kubestellar.io/cptype" not in (cp["metadata"].get("labels") or {})
@@ -147,16 +195,25 @@ def test_a_hub_whose_registry_does_not_answer_says_so_while_it_waits(sandbox: Sa
     result = run_hook(sandbox, [its], deadline=deadline, ocm_registry=unreachable)
     assert result.returncode == 1, result.stderr
     image = f"{unreachable}/registration-operator:v0.13.1"
-    told = [line for line in result.stderr.splitlines()
-            if 'msg="waiting for the ClusterManager to be applied and running"' in line and image in line]
-    assert told and re.search(r'why="Deployment cluster-manager not available: (ErrImagePull|ImagePullBackOff) '
-                              rf'\(image {re.escape(image)}\)"', told[0]), result.stderr
+    told = [
+        line
+        for line in result.stderr.splitlines()
+        if 'msg="waiting for the ClusterManager to be applied and running"' in line and image in line
+    ]
+    assert told and re.search(
+        r'why="Deployment cluster-manager not available: (ErrImagePull|ImagePullBackOff) '
+        rf'\(image {re.escape(image)}\)"',
+        told[0],
+    ), result.stderr
     waited = re.search(r"waited_s=(\S+)", told[0])
     assert waited
     waited_when_told = float(waited.group(1))
     last = result.stderr.strip().splitlines()[-1]
-    failed = re.fullmatch(rf"ITS {its['name']}: step ocm-hub failed: timed out after (\d+)s waiting for the OCM hub: "
-                          rf"Deployment cluster-manager not available: (ErrImagePull|ImagePullBackOff) "
-                          rf"\(image {re.escape(image)}\)", last)
+    failed = re.fullmatch(
+        rf"ITS {its['name']}: step ocm-hub failed: timed out after (\d+)s waiting for the OCM hub: "
+        rf"Deployment cluster-manager not available: (ErrImagePull|ImagePullBackOff) "
+        rf"\(image {re.escape(image)}\)",
+        last,
+    )
     assert failed, last
     assert int(failed.group(1)) >= deadline > waited_when_told

@@ -42,22 +42,30 @@ DEADLINE = 600
 
 # --- bad input ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("itses", "message"), [
-    ([{"name": "its1", "install_clusteradm": "false"}], "at '/ITSes/0/install_clusteradm': got string, want boolean"),
-    ([{"name": "a" * 57}], "at '/ITSes/0/name': maxLength: got 57, want 56"),
-    ([{"name": "Its1"}], "at '/ITSes/0/name': 'Its1' does not match pattern"),
-    ([{"name": "x1"}, {"name": "x1"}], 'ITSes[1].name: "x1" is already the name of ITSes[0]'),
-    ([{"name": "kube"}], 'ITSes[0].name: "kube" would make kube-system the space\'s namespace'),
-])
+
+@pytest.mark.parametrize(
+    ("itses", "message"),
+    [
+        ([{"name": "its1", "install_clusteradm": "false"}], "at '/ITSes/0/install_clusteradm': got string, want boolean"),
+        ([{"name": "a" * 57}], "at '/ITSes/0/name': maxLength: got 57, want 56"),
+        ([{"name": "Its1"}], "at '/ITSes/0/name': 'Its1' does not match pattern"),
+        ([{"name": "x1"}, {"name": "x1"}], 'ITSes[1].name: "x1" is already the name of ITSes[0]'),
+        ([{"name": "kube"}], 'ITSes[0].name: "kube" would make kube-system the space\'s namespace'),
+    ],
+)
 def test_bad_values_are_rejected_before_anything_reaches_the_cluster(
-        sandbox: Sandbox, itses: list[dict[str, Any]], message: str) -> None:
+    sandbox: Sandbox, itses: list[dict[str, Any]], message: str
+) -> None:
     namespace = unique("badvalues")
     since = time.time()
     result = install(sandbox, "helm3", "ks-its", namespace, itses, check=False)
     assert result.returncode != 0
     assert message in result.stderr
-    writes = [e for e in sandbox.audit(since) if e["verb"] in {"create", "update", "patch", "delete"}
-              and e.get("objectRef", {}).get("namespace") == namespace]
+    writes = [
+        e
+        for e in sandbox.audit(since)
+        if e["verb"] in {"create", "update", "patch", "delete"} and e.get("objectRef", {}).get("namespace") == namespace
+    ]
     assert writes == []
     assert sandbox.kubectl("get", "namespace", namespace, check=False).returncode != 0
 
@@ -65,8 +73,9 @@ def test_bad_values_are_rejected_before_anything_reaches_the_cluster(
 def test_a_name_at_the_length_limit_is_accepted_by_the_api_server(sandbox: Sandbox) -> None:
     name = "l" + unique("")[1:7] + "x" * 49
     assert len(name) == 56
-    rendered = sandbox.helm("helm3", "template", "ks-its", str(CHART), "-n", "default",
-                            "--set-json", f'ITSes=[{{"name":"{name}"}}]').stdout
+    rendered = sandbox.helm(
+        "helm3", "template", "ks-its", str(CHART), "-n", "default", "--set-json", f'ITSes=[{{"name":"{name}"}}]'
+    ).stdout
     controlplane = next(doc for doc in yaml.safe_load_all(rendered) if doc and doc["kind"] == "ControlPlane")
     sandbox.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(controlplane))
     sandbox.kubectl("create", "namespace", f"{name}-system", "--dry-run=server")
@@ -88,60 +97,84 @@ def test_an_its_whose_namespace_exists_is_refused_before_anything_is_applied(san
     [pod] = sandbox.core.list_namespaced_pod(namespace, label_selector="batch.kubernetes.io/job-name=ks-its-preflight").items
     assert container_state(pod).terminated.message == (
         f"ITS {name}: step preflight failed: namespace {name}-system already exists and is not KubeFlex's: KubeFlex "
-        f"would take it as the space's namespace of ControlPlane {name} as it is; give the ITS another name\n")
+        f"would take it as the space's namespace of ControlPlane {name} as it is; give the ITS another name\n"
+    )
+
     # Nothing of the release's was applied, and the namespace and what it holds are untouched.
     def touched(event: dict[str, Any]) -> bool:
         """A write there by anyone but the controllers that fill every new namespace (its ServiceAccount)."""
         ref = event.get("objectRef", {})
         return not event.get("userAgent", "").startswith("kube-controller-manager/") and (
-            ref.get("namespace") == f"{name}-system" or ref.get("name") == name
-            or (ref.get("namespace") == namespace and ref.get("resource") == "configmaps"))
+            ref.get("namespace") == f"{name}-system"
+            or ref.get("name") == name
+            or (ref.get("namespace") == namespace and ref.get("resource") == "configmaps")
+        )
+
     assert mutating([e for e in sandbox.audit(since) if touched(e)]) == []
     assert sandbox.core.read_namespaced_config_map("theirs", f"{name}-system").data == {"k": "v"}
     sandbox.helm(helm, "uninstall", "ks-its", "--namespace", namespace, "--wait", check=False)
     sandbox.kubectl("delete", "namespace", f"{name}-system", "--wait=false")
 
 
-@pytest.mark.parametrize(("secret_data", "expected"), [
-    (None, "bootstrap Secret default/{name}-bootstrap not found"),
-    ({"wrong-key": "x"}, "bootstrap Secret default/{name}-bootstrap has no key kubeconfig-incluster"),
-])
+@pytest.mark.parametrize(
+    ("secret_data", "expected"),
+    [
+        (None, "bootstrap Secret default/{name}-bootstrap not found"),
+        ({"wrong-key": "x"}, "bootstrap Secret default/{name}-bootstrap has no key kubeconfig-incluster"),
+    ],
+)
 def test_external_its_with_a_bad_bootstrap_secret_fails_at_once_naming_it(
-        sandbox: Sandbox, hook_runner: str, tmp_path: Path, secret_data: dict[str, str] | None, expected: str) -> None:
+    sandbox: Sandbox, hook_runner: str, tmp_path: Path, secret_data: dict[str, str] | None, expected: str
+) -> None:
     name = unique("ext-bad")
     if secret_data is not None:
-        sandbox.kubectl("create", "secret", "generic", f"{name}-bootstrap", "-n", "default",
-                        *[f"--from-literal={k}={v}" for k, v in secret_data.items()])
-    sandbox.create_controlplane(name, "external", {"name": f"{name}-bootstrap", "namespace": "default",
-                                                   "inClusterKey": "kubeconfig-incluster"})
+        sandbox.kubectl(
+            "create",
+            "secret",
+            "generic",
+            f"{name}-bootstrap",
+            "-n",
+            "default",
+            *[f"--from-literal={k}={v}" for k, v in secret_data.items()],
+        )
+    sandbox.create_controlplane(
+        name, "external", {"name": f"{name}-bootstrap", "namespace": "default", "inClusterKey": "kubeconfig-incluster"}
+    )
     since = time.time()
     started = time.monotonic()
     result = run_hook(sandbox, [{"name": name, "type": "external"}], deadline=DEADLINE)
     assert result.returncode == 3
     assert result.stderr.strip().splitlines()[-1] == f"ITS {name}: step space failed: " + expected.format(name=name)
     assert time.monotonic() - started < DEADLINE / 2, "a permanent error must not wait for the deadline"
-    reads = [e for e in sandbox.audit(since) if e["user"]["username"] == HOOK_RUNNER_USER
-             and e.get("objectRef", {}).get("name") == f"{name}-bootstrap"]
+    reads = [
+        e
+        for e in sandbox.audit(since)
+        if e["user"]["username"] == HOOK_RUNNER_USER and e.get("objectRef", {}).get("name") == f"{name}-bootstrap"
+    ]
     assert 1 <= len(reads) <= 3, "no retry storm"
     sandbox.delete_controlplane(name)
 
 
 def test_unreachable_external_server_fails_at_the_deadline_with_kubeflex_reason(
-        sandbox: Sandbox, hook_runner: str, tmp_path: Path) -> None:
+    sandbox: Sandbox, hook_runner: str, tmp_path: Path
+) -> None:
     name = unique("ext-down")
     config = yaml.safe_load(sandbox.external_incluster_kubeconfig.read_text())
     # Port 1 of the node's address: nothing listens there, so connections are refused.
     config["clusters"][0]["cluster"]["server"] = f"https://{sandbox.state['node_ip']}:1"
     path = tmp_path / "unreachable.kubeconfig"
     path.write_text(yaml.safe_dump(config))
-    sandbox.kubectl("create", "secret", "generic", f"{name}-bootstrap", "-n", "default",
-                    f"--from-file=kubeconfig-incluster={path}")
-    sandbox.create_controlplane(name, "external", {"name": f"{name}-bootstrap", "namespace": "default",
-                                                   "inClusterKey": "kubeconfig-incluster"})
+    sandbox.kubectl(
+        "create", "secret", "generic", f"{name}-bootstrap", "-n", "default", f"--from-file=kubeconfig-incluster={path}"
+    )
+    sandbox.create_controlplane(
+        name, "external", {"name": f"{name}-bootstrap", "namespace": "default", "inClusterKey": "kubeconfig-incluster"}
+    )
 
     def reconcile_error() -> bool:
         conditions = ((sandbox.controlplane(name) or {}).get("status") or {}).get("conditions") or []
         return any(c["type"] == "Synced" and c.get("reason") == "ReconcileError" for c in conditions)
+
     # What is under test is that the hook relays KubeFlex's reason; on a loaded machine KubeFlex may
     # take longer than the hook's deadline to report it, so the hook starts once it has.
     wait_until(f"ControlPlane {name} Synced=False (ReconcileError)", reconcile_error, shown=lambda: sandbox.controlplane(name))
@@ -157,6 +190,7 @@ def test_unreachable_external_server_fails_at_the_deadline_with_kubeflex_reason(
 
 # --- timing ---------------------------------------------------------------------------------
 
+
 def test_a_run_that_fails_at_its_deadline_reaches_helm_before_helm_gives_up(sandbox: Sandbox) -> None:
     """The README's command shape with a short deadline and the --timeout its rule gives (the
     deadline plus 2 minutes): Helm reports the hook Job's failure, whose pod holds the line naming the
@@ -165,8 +199,18 @@ def test_a_run_that_fails_at_its_deadline_reaches_helm_before_helm_gives_up(sand
     sandbox.set_faults(stuck, never_ready=True)
     try:
         started = time.monotonic()
-        result = install(sandbox, "helm3", release, namespace, [{"name": stuck}], "--timeout", "150s",
-                         "--set", "its.readinessTimeoutSeconds=30", check=False)
+        result = install(
+            sandbox,
+            "helm3",
+            release,
+            namespace,
+            [{"name": stuck}],
+            "--timeout",
+            "150s",
+            "--set",
+            "its.readinessTimeoutSeconds=30",
+            check=False,
+        )
         took = time.monotonic() - started
         assert result.returncode != 0
         assert f"job {release}-hook failed: PodFailurePolicy" in result.stderr, result.stderr
@@ -175,8 +219,11 @@ def test_a_run_that_fails_at_its_deadline_reaches_helm_before_helm_gives_up(sand
         pods = sandbox.core.list_namespaced_pod(namespace, label_selector=f"batch.kubernetes.io/job-name={release}-hook").items
         assert len(pods) == 1, "a hook that failed at its deadline was run again"
         message = container_state(pods[0]).terminated.message
-        waited = re.fullmatch(rf"ITS {stuck}: step space failed: timed out after (\d+)s waiting for ControlPlane "
-                              rf"{stuck} Ready: .*\n", str(message))
+        waited = re.fullmatch(
+            rf"ITS {stuck}: step space failed: timed out after (\d+)s waiting for ControlPlane "
+            rf"{stuck} Ready: .*\n",
+            str(message),
+        )
         assert waited and int(waited.group(1)) >= 30, message
     finally:
         sandbox.clear_faults(stuck)
@@ -192,8 +239,9 @@ def test_a_deleted_hook_pod_is_replaced_without_using_up_a_retry(sandbox: Sandbo
 
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         # No retry at all: a deletion counted as a failure would fail the install.
-        installing = pool.submit(install, sandbox, "helm3", release, namespace, [{"name": name}],
-                                 "--set", "hook.backoffLimit=0")
+        installing = pool.submit(
+            install, sandbox, "helm3", release, namespace, [{"name": name}], "--set", "hook.backoffLimit=0"
+        )
         pod = wait_until("a running hook pod", running_hook_pod, interval=0.2)
         sandbox.core.delete_namespaced_pod(pod, namespace)  # as kubectl delete pod or a drain does: SIGTERM
         result = installing.result()
@@ -201,9 +249,11 @@ def test_a_deleted_hook_pod_is_replaced_without_using_up_a_retry(sandbox: Sandbo
     # The deleted pod ended at once (not at the kubelet's SIGKILL 30 s later), saying what it left undone.
     log = sandbox.root / "logs" / "pods" / f"{namespace}_{pod}.log"
     wait_until("the deleted pod's log kept", log.exists)
-    assert log.read_text().splitlines()[-1] == \
-        f"ks-its-hook: install stopped by SIGTERM (pod deleted) before it finished: {name}; " \
+    assert (
+        log.read_text().splitlines()[-1]
+        == f"ks-its-hook: install stopped by SIGTERM (pod deleted) before it finished: {name}; "
         "the next hook run (helm upgrade) takes them up again"
+    )
     job = client.BatchV1Api(sandbox.api).read_namespaced_job(f"{release}-hook", namespace)
     assert (job.status.failed or 0, job.status.succeeded) == (0, 1)
     assert_ready_its(sandbox, name)
@@ -212,9 +262,11 @@ def test_a_deleted_hook_pod_is_replaced_without_using_up_a_retry(sandbox: Sandbo
 
 # --- faults ---------------------------------------------------------------------------------
 
+
 def space_apiserver_pid(name: str) -> int:
-    out = subprocess.run(["pgrep", "-f", f"etcd-prefix=/sandbox/space-{name}( |$)"], capture_output=True, text=True,
-                         check=False).stdout.split()
+    out = subprocess.run(
+        ["pgrep", "-f", f"etcd-prefix=/sandbox/space-{name}( |$)"], capture_output=True, text=True, check=False
+    ).stdout.split()
     assert len(out) == 1, out
     return int(out[0])
 
@@ -239,8 +291,12 @@ def test_hosting_api_server_failing_for_a_while(sandbox: Sandbox, hook_runner: s
     hosting_port = sandbox.state["hosting"].rsplit(":", 1)[1]
     with FaultProxyProcess(sandbox, f"127.0.0.1:{hosting_port}", fail_for=6) as proxy:
         # The deadline only bounds a failure: the ITS must come up despite the 6 s of resets.
-        result = run_hook(sandbox, [its], deadline=300, env={"KUBERNETES_SERVICE_HOST": sandbox.state["node_ip"],
-                                                            "KUBERNETES_SERVICE_PORT": str(proxy.port)})
+        result = run_hook(
+            sandbox,
+            [its],
+            deadline=300,
+            env={"KUBERNETES_SERVICE_HOST": sandbox.state["node_ip"], "KUBERNETES_SERVICE_PORT": str(proxy.port)},
+        )
     assert result.returncode == 0, result.stderr
     assert proxy.resets > 0
     assert "retrying" in result.stderr
@@ -253,21 +309,31 @@ def end_state(sandbox: Sandbox, name: str) -> dict[str, Any]:
     space = sandbox.space_api(name)
     namespaces = sorted(str(ns.metadata.name) for ns in client.CoreV1Api(space).list_namespace().items)
     crds = sorted(str(c.metadata.name) for c in client.ApiextensionsV1Api(space).list_custom_resource_definition().items)
-    cm = as_object(client.CustomObjectsApi(space).get_cluster_custom_object(
-        "operator.open-cluster-management.io", "v1", "clustermanagers", "cluster-manager"))
-    return {"label": (cp["metadata"].get("labels") or {}).get("kflex.kubestellar.io/cptype"),
-            "status": (cp["metadata"].get("annotations") or {}).get("its.kubestellar.io/status"),
-            "namespaces": [n for n in namespaces if not n.startswith("only-in-")], "crds": crds,
-            "clustermanager": sorted((c["type"], c["status"]) for c in cm["status"]["conditions"])}
+    cm = as_object(
+        client.CustomObjectsApi(space).get_cluster_custom_object(
+            "operator.open-cluster-management.io", "v1", "clustermanagers", "cluster-manager"
+        )
+    )
+    return {
+        "label": (cp["metadata"].get("labels") or {}).get("kflex.kubestellar.io/cptype"),
+        "status": (cp["metadata"].get("annotations") or {}).get("its.kubestellar.io/status"),
+        "namespaces": [n for n in namespaces if not n.startswith("only-in-")],
+        "crds": crds,
+        "clustermanager": sorted((c["type"], c["status"]) for c in cm["status"]["conditions"]),
+    }
 
 
 # Where a hook pod is killed: on the first log line that shows the hook got there.
-KILL_POINTS = {"space": "step=space", "ocm-hub": 'msg="running clusteradm init"',
-               "customization-properties": "step=customization-properties"}
+KILL_POINTS = {
+    "space": "step=space",
+    "ocm-hub": 'msg="running clusteradm init"',
+    "customization-properties": "step=customization-properties",
+}
 
 
 def test_hooks_killed_at_each_step_converge_to_the_end_state_of_an_uninterrupted_run(
-        sandbox: Sandbox, hook_runner: str) -> None:
+    sandbox: Sandbox, hook_runner: str
+) -> None:
     reference = create_its(sandbox, unique("ref"), "vcluster")
     uninterrupted = HookPod(sandbox, [reference])
     killed = {step: unique(f"killed-{step[:5]}") for step in KILL_POINTS}
@@ -318,31 +384,37 @@ def fake_clusteradm(fail_times: int) -> dict[str, str]:
 
 
 def fake_calls(logs: str) -> list[dict[str, str]]:
-    return [dict(field.split("=", 1) for field in line.split()[1:]) for line in logs.splitlines()
-            if line.startswith("fake-clusteradm ")]
+    return [
+        dict(field.split("=", 1) for field in line.split()[1:])
+        for line in logs.splitlines()
+        if line.startswith("fake-clusteradm ")
+    ]
 
 
 def test_clusteradm_failing_once_is_retried_and_its_kubeconfig_is_private_and_removed(
-        sandbox: Sandbox, hook_runner: str) -> None:
+    sandbox: Sandbox, hook_runner: str
+) -> None:
     its = create_its(sandbox, unique("adm-once"), "vcluster")
     result = run_hook(sandbox, [its], files=fake_clusteradm(fail_times=1))
     assert result.returncode == 0, result.stderr
     calls = fake_calls(result.stderr)
     assert [call["call"] for call in calls] == ["1", "2"]
-    assert 'msg="retrying clusteradm init" attempt=1 cause="clusteradm init exited 1: Error: injected failure number 0"' \
+    assert (
+        'msg="retrying clusteradm init" attempt=1 cause="clusteradm init exited 1: Error: injected failure number 0"'
         in result.stderr
+    )
     assert {call["mode"] for call in calls} == {"600"}
     assert calls[1]["earlier_left"] == "0", "the first call's kubeconfig was removed"
     assert_ready_its(sandbox, its["name"])
 
 
-def test_clusteradm_failing_always_fails_clearly_and_changes_nothing_else(
-        sandbox: Sandbox, hook_runner: str) -> None:
+def test_clusteradm_failing_always_fails_clearly_and_changes_nothing_else(sandbox: Sandbox, hook_runner: str) -> None:
     its = create_its(sandbox, unique("adm-never"), "vcluster")
     result = run_hook(sandbox, [its], files=fake_clusteradm(fail_times=99))
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
-        f"ITS {its['name']}: step ocm-hub failed: clusteradm init exited 1: Error: injected failure number 2")
+        f"ITS {its['name']}: step ocm-hub failed: clusteradm init exited 1: Error: injected failure number 2"
+    )
     assert len(fake_calls(result.stderr)) == 3
     space = client.CoreV1Api(sandbox.space_api(its["name"]))
     assert "customization-properties" not in {ns.metadata.name for ns in space.list_namespace().items}
@@ -353,21 +425,28 @@ def test_clusteradm_failing_always_fails_clearly_and_changes_nothing_else(
 
 # --- one hub, one ITS -----------------------------------------------------------------------
 
+
 def hub_owner(sandbox: Sandbox, its: str) -> str:
-    cm = as_object(client.CustomObjectsApi(sandbox.space_api(its)).get_cluster_custom_object(
-        "operator.open-cluster-management.io", "v1", "clustermanagers", "cluster-manager"))
+    cm = as_object(
+        client.CustomObjectsApi(sandbox.space_api(its)).get_cluster_custom_object(
+            "operator.open-cluster-management.io", "v1", "clustermanagers", "cluster-manager"
+        )
+    )
     return str(cm["metadata"]["annotations"]["its.kubestellar.io/its"])
 
 
 def test_a_hub_serves_one_its_and_refuses_a_second_naming_the_first(
-        sandbox: Sandbox, hook_runner: str, host_hub: None, tmp_path: Path) -> None:
+    sandbox: Sandbox, hook_runner: str, host_hub: None, tmp_path: Path
+) -> None:
     first, second = unique("hub-a"), unique("hub-b")
     sandbox.create_controlplane(first, "host")
     done = run_hook(sandbox, [{"name": first, "type": "host"}])
     assert done.returncode == 0, done.stderr
     assert hub_owner(sandbox, first) == first
-    shared = (f"the space is already the hub of ITS {first} (ControlPlane {first}): two ITSes on one hub would share "
-              "one inventory; give ITS {its} a space of its own")
+    shared = (
+        f"the space is already the hub of ITS {first} (ControlPlane {first}): two ITSes on one hub would share "
+        "one inventory; give ITS {its} a space of its own"
+    )
     # Another ITS of type host (another release's or another name's) ...
     sandbox.create_controlplane(second, "host")
     refused = run_hook(sandbox, [{"name": second, "type": "host"}], deadline=DEADLINE)
@@ -379,10 +458,18 @@ def test_a_hub_serves_one_its_and_refuses_a_second_naming_the_first(
     port = sandbox.state["hosting"].rsplit(":", 1)[1]
     config["clusters"][0]["cluster"]["server"] = f"https://{sandbox.state['node_ip']}:{port}"
     (tmp_path / "hosting.kubeconfig").write_text(yaml.safe_dump(config))
-    sandbox.kubectl("create", "secret", "generic", f"{adopter}-bootstrap", "-n", "default",
-                    f"--from-file=kubeconfig-incluster={tmp_path / 'hosting.kubeconfig'}")
-    sandbox.create_controlplane(adopter, "external", {"name": f"{adopter}-bootstrap", "namespace": "default",
-                                                      "inClusterKey": "kubeconfig-incluster"})
+    sandbox.kubectl(
+        "create",
+        "secret",
+        "generic",
+        f"{adopter}-bootstrap",
+        "-n",
+        "default",
+        f"--from-file=kubeconfig-incluster={tmp_path / 'hosting.kubeconfig'}",
+    )
+    sandbox.create_controlplane(
+        adopter, "external", {"name": f"{adopter}-bootstrap", "namespace": "default", "inClusterKey": "kubeconfig-incluster"}
+    )
     try:
         refused = run_hook(sandbox, [{"name": adopter, "type": "external"}], deadline=DEADLINE)
         assert refused.returncode == 3, refused.stderr
@@ -405,6 +492,7 @@ def test_a_hub_serves_one_its_and_refuses_a_second_naming_the_first(
 
 # --- upgrades -------------------------------------------------------------------------------
 
+
 def test_changing_an_its_type_is_rejected_and_nothing_is_lost(sandbox: Sandbox) -> None:
     namespace, name = unique("typechange"), unique("tc")
     install(sandbox, "helm3", "ks-its", namespace, [{"name": name}])
@@ -420,6 +508,7 @@ def test_changing_an_its_type_is_rejected_and_nothing_is_lost(sandbox: Sandbox) 
 
 # --- privileges -----------------------------------------------------------------------------
 
+
 def test_the_hook_holds_credentials_only_while_it_runs_and_only_its_release_s(sandbox: Sandbox) -> None:
     """`kubectl auth can-i` for the hook's ServiceAccount before, during and after an install: between
     runs nobody who may create pods in the release namespace finds a token that reads a space's
@@ -430,8 +519,12 @@ def test_the_hook_holds_credentials_only_while_it_runs_and_only_its_release_s(sa
     user = hook_user(namespace, release)
 
     def reads_credentials(its: str) -> bool:
-        return sandbox.kubectl("auth", "can-i", "get", "secret/vc-vcluster", "-n", f"{its}-system", f"--as={user}",
-                               check=False).stdout.strip() == "yes"
+        return (
+            sandbox.kubectl(
+                "auth", "can-i", "get", "secret/vc-vcluster", "-n", f"{its}-system", f"--as={user}", check=False
+            ).stdout.strip()
+            == "yes"
+        )
 
     def account() -> bool:
         return sandbox.kubectl("get", "serviceaccount", f"{release}-hook", "-n", namespace, check=False).returncode == 0
@@ -440,17 +533,22 @@ def test_the_hook_holds_credentials_only_while_it_runs_and_only_its_release_s(sa
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         installing = pool.submit(install, sandbox, "helm3", release, namespace, [{"name": mine}])
         # The hook Job (weight 0) comes after the RoleBindings to the credentials (weight -10).
-        wait_until("the hook Job", lambda: sandbox.kubectl("get", "job", f"{release}-hook", "-n", namespace,
-                                                           check=False).returncode == 0, interval=0.2)
+        wait_until(
+            "the hook Job",
+            lambda: sandbox.kubectl("get", "job", f"{release}-hook", "-n", namespace, check=False).returncode == 0,
+            interval=0.2,
+        )
         during = (account(), reads_credentials(mine), reads_credentials(other["name"]))
         assert not installing.done(), "the install ended before its hook could be observed"
         installing.result()
     assert during == (True, True, False)
     assert_ready_its(sandbox, mine)
     assert not account() and not reads_credentials(mine)
-    gone: tuple[tuple[str, str, list[str]], ...] = (("rolebinding", f"{release}-hook", ["-n", f"{mine}-system"]),
-            ("rolebinding", f"{release}-hook", ["-n", namespace]),
-            ("clusterrolebinding", f"{release}-{namespace}-hook", []))
+    gone: tuple[tuple[str, str, list[str]], ...] = (
+        ("rolebinding", f"{release}-hook", ["-n", f"{mine}-system"]),
+        ("rolebinding", f"{release}-hook", ["-n", namespace]),
+        ("clusterrolebinding", f"{release}-{namespace}-hook", []),
+    )
     for kind, name, where in gone:
         found = sandbox.kubectl("get", kind, name, *where, check=False)
         assert found.returncode != 0 and "NotFound" in found.stderr, (kind, name, where)
@@ -460,12 +558,18 @@ def test_the_hook_holds_credentials_only_while_it_runs_and_only_its_release_s(sa
 def apply_hook_rbac(sandbox: Sandbox, namespace: str, itses: list[dict[str, Any]]) -> None:
     """The hook's ServiceAccount and RBAC as the install hooks make them (their namespaces first, as
     KubeFlex and the namespaces Job see to)."""
-    rendered = sandbox.helm("helm3", "template", "ks-its", str(CHART), "-n", namespace,
-                            "--set-json", f"ITSes={json.dumps(itses)}").stdout
+    rendered = sandbox.helm(
+        "helm3", "template", "ks-its", str(CHART), "-n", namespace, "--set-json", f"ITSes={json.dumps(itses)}"
+    ).stdout
     kinds = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
-    items = [doc for doc in yaml.safe_load_all(rendered) if doc and doc["kind"] in kinds
-             and (doc["metadata"].get("annotations") or {}).get("argocd.argoproj.io/hook") in ("PostSync", None)
-             and doc["metadata"]["labels"]["app.kubernetes.io/component"] == "hook"]
+    items = [
+        doc
+        for doc in yaml.safe_load_all(rendered)
+        if doc
+        and doc["kind"] in kinds
+        and (doc["metadata"].get("annotations") or {}).get("argocd.argoproj.io/hook") in ("PostSync", None)
+        and doc["metadata"]["labels"]["app.kubernetes.io/component"] == "hook"
+    ]
     for its in itses:
         sandbox.kubectl("create", "namespace", f"{its['name']}-system", check=False)
     sandbox.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))

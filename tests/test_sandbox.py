@@ -47,7 +47,10 @@ def test_controlplane_of_each_type_becomes_ready_with_working_credentials(sandbo
     [its] = sandbox.rendered_its_json([{"name": name, "type": cp_type}])["itses"]
     written = cp["status"]["secretRef"]
     assert (written["namespace"], written["name"], written["inClusterKey"]) == (
-        its["space"]["namespace"], its["space"]["credentials"]["secret"], its["space"]["credentials"]["key"])
+        its["space"]["namespace"],
+        its["space"]["credentials"]["secret"],
+        its["space"]["credentials"]["key"],
+    )
     secret = sandbox.core.read_namespaced_secret(written["name"], written["namespace"])
     assert written["inClusterKey"] in (secret.data or {})
     # The credentials reach the space and are allowed to act there.
@@ -73,9 +76,22 @@ def test_controlplane_of_each_type_becomes_ready_with_working_credentials(sandbo
 @pytest.mark.parametrize("exit_code", [0, 1])
 def test_helm_install_wait_sees_the_indexed_hook_job_result(sandbox: Sandbox, exit_code: int) -> None:
     release = unique("hookexit")
-    result = sandbox.helm("helm3", "install", release, str(REPO / "tests" / "charts" / "hook-exit"), "-n", "default",
-                          "--wait", "--timeout", "120s", "--set", f"exitCode={exit_code}",
-                          "--set", f"image={sandbox.registry}/sandbox/shell:bookworm", check=False)
+    result = sandbox.helm(
+        "helm3",
+        "install",
+        release,
+        str(REPO / "tests" / "charts" / "hook-exit"),
+        "-n",
+        "default",
+        "--wait",
+        "--timeout",
+        "120s",
+        "--set",
+        f"exitCode={exit_code}",
+        "--set",
+        f"image={sandbox.registry}/sandbox/shell:bookworm",
+        check=False,
+    )
     job = client.BatchV1Api(sandbox.api).read_namespaced_job(f"{release}-hook", "default")
     conditions = {c.type: c.status for c in job.status.conditions or []}
     if exit_code == 0:
@@ -86,8 +102,12 @@ def test_helm_install_wait_sees_the_indexed_hook_job_result(sandbox: Sandbox, ex
         pods = sandbox.core.list_namespaced_pod("default", label_selector=f"batch.kubernetes.io/job-name={release}-hook")
         assert sorted(container_state(p).terminated.exit_code for p in pods.items) == [0, 0, 0]
         # The node's container logs, kept by the sandbox (those of the hook image for the secret scan).
-        logs = wait_until("the hook pods' logs kept", lambda: sorted(
-            (sandbox.root / "logs" / "workloads").glob(f"default_{release}-hook-*.log")), timeout=60, interval=0.2)
+        logs = wait_until(
+            "the hook pods' logs kept",
+            lambda: sorted((sandbox.root / "logs" / "workloads").glob(f"default_{release}-hook-*.log")),
+            timeout=60,
+            interval=0.2,
+        )
         assert sorted(p.read_text().strip() for p in logs) == ["index=0", "index=1", "index=2"]
     else:
         assert result.returncode != 0
@@ -103,8 +123,9 @@ def assert_nothing_left(root: Path, port: int) -> None:
     assert not (UNIFIED / host.id).exists(), "the sandbox's cgroup (its processes) is still there"
     assert host.netns not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
     assert str(root) not in Path("/proc/self/mountinfo").read_text()
-    assert not [link for link in CONTAINER_LOG_LINKS.glob("*.log") if str(root) in os.readlink(link)], \
+    assert not [link for link in CONTAINER_LOG_LINKS.glob("*.log") if str(root) in os.readlink(link)], (
         "the kubelet's log links into the sandbox are still there"
+    )
     assert not root.exists()
     with socket.socket() as sock:
         # SO_REUSEADDR lets connections the API server closed linger in TIME_WAIT (the kernel's
@@ -134,21 +155,35 @@ def test_sandbox_restarts_cleanly_after_a_killed_run(tmp_path: Path) -> None:
 def test_a_killed_test_session_leaves_nothing_running(tmp_path: Path) -> None:
     """A session holds its sandbox by a lifeline: SIGKILL the session and the sandbox tears itself down."""
     root = REPO / ".cache" / f"sandbox-orphan-{tmp_path.name[-6:]}"
-    session = subprocess.Popen([sys.executable, "-c", (
-        "import json, os, sys, time\n"
-        "from pathlib import Path\n"
-        "from tests.sandbox.supervisor import up\n"
-        "lifeline, keep = os.pipe()\n"
-        f"print(json.dumps(up(Path({str(root)!r}), lifeline=lifeline)), flush=True)\n"
-        "time.sleep(3600)\n")], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    session = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import json, os, sys, time\n"
+                "from pathlib import Path\n"
+                "from tests.sandbox.supervisor import up\n"
+                "lifeline, keep = os.pipe()\n"
+                f"print(json.dumps(up(Path({str(root)!r}), lifeline=lifeline)), flush=True)\n"
+                "time.sleep(3600)\n"
+            ),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert session.stdout is not None
         started = json.loads(session.stdout.readline())
         assert pid_alive(started["pid"])
         session.kill()
         session.wait()
-        wait_until("the orphaned sandbox to tear itself down and its supervisor to exit",
-                   lambda: not root.exists() and not pid_alive(started["pid"]), timeout=180, interval=0.2)
+        wait_until(
+            "the orphaned sandbox to tear itself down and its supervisor to exit",
+            lambda: not root.exists() and not pid_alive(started["pid"]),
+            timeout=180,
+            interval=0.2,
+        )
         assert_nothing_left(root, int(started["hosting"].rsplit(":", 1)[1]))
     finally:
         session.kill()

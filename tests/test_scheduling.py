@@ -46,13 +46,34 @@ def run_suite(root: Path) -> list[tuple[str, str, float]]:
     """Runs the suite on two workers; returns (worker, module, seconds) in the order the tests started."""
     started = root / "started.txt"
     started.unlink(missing_ok=True)
-    result = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "tests.scheduling",
-                             "-q", "-n", "2", "--rootdir", str(root), str(root / "tests")],
-                            cwd=root, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
-                            capture_output=True, text=True, check=False, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "tests.scheduling",
+            "-q",
+            "-n",
+            "2",
+            "--rootdir",
+            str(root),
+            str(root / "tests"),
+        ],
+        cwd=root,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
-    return [(worker, module, float(seconds))
-            for worker, module, seconds in (line.split() for line in started.read_text().splitlines())]
+    return [
+        (worker, module, float(seconds))
+        for worker, module, seconds in (line.split() for line in started.read_text().splitlines())
+    ]
 
 
 def test_the_longest_test_goes_first_and_the_argocd_module_to_one_worker(tmp_path: Path) -> None:

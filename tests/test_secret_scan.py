@@ -20,8 +20,10 @@ CREDENTIAL_SHAPES = {
     "PEM block": re.compile(r"-----BEGIN [A-Z ]+-----"),
     "JWT": re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+"),
     "bootstrap token": re.compile(r"\b[a-z0-9]{6}\.[a-z0-9]{16}\b"),
-    "kubeconfig credential": re.compile(r"(client-key-data|client-certificate-data|certificate-authority-data|token)"
-                                        r"[\"']?\s*[:=]\s*[\"']?[A-Za-z0-9+/=._-]{20,}"),
+    "kubeconfig credential": re.compile(
+        r"(client-key-data|client-certificate-data|certificate-authority-data|token)"
+        r"[\"']?\s*[:=]\s*[\"']?[A-Za-z0-9+/=._-]{20,}"
+    ),
 }
 # A secret value shorter than this is not searched for verbatim: it would match ordinary words.
 MIN_SECRET_LENGTH = 16
@@ -62,8 +64,9 @@ def secret_needles(values: list[str]) -> set[str]:
 
 
 def findings(text: str, needles: set[str]) -> list[str]:
-    found = [f"{shape} at offset {match.start()}" for shape, pattern in CREDENTIAL_SHAPES.items()
-             for match in pattern.finditer(text)]
+    found = [
+        f"{shape} at offset {match.start()}" for shape, pattern in CREDENTIAL_SHAPES.items() for match in pattern.finditer(text)
+    ]
     found += [f"the value of a Secret ({needle[:4]}...)" for needle in needles if needle in text]
     return found
 
@@ -84,14 +87,21 @@ def test_the_scanner_finds_each_kind_of_credential(sandbox: Sandbox) -> None:
     """Not vacuous: each shape and a real Secret value of this sandbox are caught."""
     kubeconfig = sandbox.kubeconfig.read_text()
     needles = secret_needles([*cluster_secret_values(sandbox), kubeconfig])
-    ca_line = next(line for line in base64.b64decode(yaml.safe_load(kubeconfig)["clusters"][0]["cluster"]
-                                                     ["certificate-authority-data"]).decode().splitlines()
-                   if not line.startswith("-----"))
-    for leak in [kubeconfig, ca_line, "join --hub-token abcdef.0123456789abcdef --hub-apiserver x",
-                 "token: eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"]:
+    ca_line = next(
+        line
+        for line in base64.b64decode(yaml.safe_load(kubeconfig)["clusters"][0]["cluster"]["certificate-authority-data"])
+        .decode()
+        .splitlines()
+        if not line.startswith("-----")
+    )
+    for leak in [
+        kubeconfig,
+        ca_line,
+        "join --hub-token abcdef.0123456789abcdef --hub-apiserver x",
+        "token: eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl",
+    ]:
         assert findings(f"level=info msg=x {leak} more", needles), leak
-    assert not findings('time=2026-11-24T08:00:00Z level=info its=its1 step=ocm-hub msg="hub ready" elapsed_s=3.2',
-                        needles)
+    assert not findings('time=2026-11-24T08:00:00Z level=info its=its1 step=ocm-hub msg="hub ready" elapsed_s=3.2', needles)
 
 
 def test_no_credential_in_any_hook_log(sandbox: Sandbox) -> None:
@@ -104,5 +114,7 @@ def test_no_credential_in_any_hook_log(sandbox: Sandbox) -> None:
     leaks = {log.name: found for log in hook_logs if (found := findings(log.read_text(errors="replace"), needles))}
     assert not leaks, f"credentials in hook logs: {leaks}"
     size = sum(log.stat().st_size for log in hook_logs)
-    REPORTS.append(f"secret scan: {len(hook_logs)} hook logs ({size // 1024} KiB) searched for {len(needles)} Secret "
-                   f"values and {len(CREDENTIAL_SHAPES)} credential shapes: none found")
+    REPORTS.append(
+        f"secret scan: {len(hook_logs)} hook logs ({size // 1024} KiB) searched for {len(needles)} Secret "
+        f"values and {len(CREDENTIAL_SHAPES)} credential shapes: none found"
+    )

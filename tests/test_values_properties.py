@@ -92,35 +92,48 @@ def fault(name: str, min_items: int) -> Callable[[Fault], Fault]:
     def register(function: Fault) -> Fault:
         FAULTS[name] = (min_items, function)
         return function
+
     return register
 
 
 @fault("itses-not-a-list", 0)
 def not_a_list(draw: st.DrawFn, itses: list[Any], i: int) -> tuple[Any, list[str]]:
-    return draw(st.one_of(st.text(max_size=5), st.integers(), st.booleans(),
-                          st.dictionaries(st.sampled_from(["name", "type"]), st.text(max_size=5), max_size=2))), ["'/ITSes'"]
+    return draw(
+        st.one_of(
+            st.text(max_size=5),
+            st.integers(),
+            st.booleans(),
+            st.dictionaries(st.sampled_from(["name", "type"]), st.text(max_size=5), max_size=2),
+        )
+    ), ["'/ITSes'"]
 
 
 @fault("item-not-an-object", 0)
 def item_not_an_object(draw: st.DrawFn, itses: list[Any], i: int) -> tuple[Any, list[str]]:
     at = draw(st.integers(0, len(itses)))
-    itses.insert(at, draw(st.one_of(st.text(max_size=5), st.integers(), st.booleans(), st.none(),
-                                    st.lists(st.none(), max_size=1))))
+    itses.insert(
+        at, draw(st.one_of(st.text(max_size=5), st.integers(), st.booleans(), st.none(), st.lists(st.none(), max_size=1)))
+    )
     return itses, [f"'/ITSes/{at}'"]
 
 
 @fault("bad-name", 1)
 def bad_name(draw: st.DrawFn, itses: list[Any], i: int) -> tuple[Any, list[str]]:
-    itses[i]["name"] = draw(st.one_of(
-        st.just(""),
-        st.builds(lambda s: s + "x" * (NAME_LIMIT + 1 - len(s)), dns_label(20)),  # exactly one over the limit
-        st.builds(lambda s, n: s + "y" * n, dns_label(NAME_LIMIT), st.integers(NAME_LIMIT + 1, 80)),
-        st.builds(lambda a, b: a + b, dns_label(10), st.text(string.ascii_uppercase, min_size=1, max_size=3)),
-        st.builds(lambda s: "-" + s, dns_label(10)),
-        st.builds(lambda s: s + "-", dns_label(10)),
-        st.builds(lambda a, c, b: a + c + b, dns_label(10), st.sampled_from(list("_.:/ @")), dns_label(10)),
-        st.integers(), st.booleans(), st.none(), st.lists(st.integers(), max_size=2),
-    ))
+    itses[i]["name"] = draw(
+        st.one_of(
+            st.just(""),
+            st.builds(lambda s: s + "x" * (NAME_LIMIT + 1 - len(s)), dns_label(20)),  # exactly one over the limit
+            st.builds(lambda s, n: s + "y" * n, dns_label(NAME_LIMIT), st.integers(NAME_LIMIT + 1, 80)),
+            st.builds(lambda a, b: a + b, dns_label(10), st.text(string.ascii_uppercase, min_size=1, max_size=3)),
+            st.builds(lambda s: "-" + s, dns_label(10)),
+            st.builds(lambda s: s + "-", dns_label(10)),
+            st.builds(lambda a, c, b: a + c + b, dns_label(10), st.sampled_from(list("_.:/ @")), dns_label(10)),
+            st.integers(),
+            st.booleans(),
+            st.none(),
+            st.lists(st.integers(), max_size=2),
+        )
+    )
     return itses, [f"'/ITSes/{i}/name'"]
 
 
@@ -132,8 +145,15 @@ def missing_name(draw: st.DrawFn, itses: list[Any], i: int) -> tuple[Any, list[s
 
 @fault("bad-type", 1)
 def bad_type(draw: st.DrawFn, itses: list[Any], i: int) -> tuple[Any, list[str]]:
-    itses[i]["type"] = draw(st.one_of(st.text(max_size=10).filter(lambda s: s not in {"vcluster", "host", "external"}),
-                                      st.sampled_from(["VCluster", "Host", "kind"]), st.integers(), st.booleans(), st.none()))
+    itses[i]["type"] = draw(
+        st.one_of(
+            st.text(max_size=10).filter(lambda s: s not in {"vcluster", "host", "external"}),
+            st.sampled_from(["VCluster", "Host", "kind"]),
+            st.integers(),
+            st.booleans(),
+            st.none(),
+        )
+    )
     itses[i].pop("bootstrapSecret", None)
     return itses, [f"'/ITSes/{i}/type'"]
 
@@ -157,8 +177,10 @@ def bad_secret_field(draw: st.DrawFn, itses: list[Any], i: int) -> tuple[Any, li
     key = draw(st.sampled_from(["name", "namespace", "key", "extra"]))
     # "Bad_Name" is a valid data key, so not offered for `key`.
     bad = ["", "has space", "Bad_Name"] if key != "key" else ["", "has space", "a/b"]
-    itses[i]["bootstrapSecret"] = {**itses[i].get("bootstrapSecret", {}),
-                                   key: draw(st.one_of(st.sampled_from(bad), st.integers(), st.booleans()))}
+    itses[i]["bootstrapSecret"] = {
+        **itses[i].get("bootstrapSecret", {}),
+        key: draw(st.one_of(st.sampled_from(bad), st.integers(), st.booleans())),
+    }
     if key == "extra":
         return itses, [f"'/ITSes/{i}/bootstrapSecret'", "'extra'"]
     return itses, [f"'/ITSes/{i}/bootstrapSecret/{key}'"]
@@ -222,8 +244,17 @@ def dry_run_namespace(sandbox: Sandbox) -> str:
 
 
 def render(sandbox: Sandbox, namespace: str, itses: Any) -> Any:
-    return sandbox.helm("helm3", "template", "ks-its", str(CHART), "--namespace", namespace,
-                        "--set-json", f"ITSes={json.dumps(itses)}", check=False)
+    return sandbox.helm(
+        "helm3",
+        "template",
+        "ks-its",
+        str(CHART),
+        "--namespace",
+        namespace,
+        "--set-json",
+        f"ITSes={json.dumps(itses)}",
+        check=False,
+    )
 
 
 # Examples per fault, and of valid lists: every fault is tried, whatever the generator's bias.
@@ -236,16 +267,24 @@ def report_cases_tried() -> Iterator[None]:
     yield
     total, valid = sum(TRIED.values()), TRIED["none"]
     faults = ", ".join(f"{fault} {count}" for fault, count in sorted(TRIED.items()) if fault != "none")
-    REPORTS.append(f"hypothesis: {total} ITSes values tried: {valid} valid, all accepted by the API server (dry run); "
-                   f"{total - valid} invalid, all rejected at render naming the field ({faults})")
+    REPORTS.append(
+        f"hypothesis: {total} ITSes values tried: {valid} valid, all accepted by the API server (dry run); "
+        f"{total - valid} invalid, all rejected at render naming the field ({faults})"
+    )
 
 
 @pytest.mark.parametrize("fault_name", list(EXAMPLES))
 def test_accepted_values_reach_the_server_and_rejected_values_name_the_field(
-        sandbox: Sandbox, dry_run_namespace: str, fault_name: str) -> None:
+    sandbox: Sandbox, dry_run_namespace: str, fault_name: str
+) -> None:
     # derandomize: the same cases on every CI run, so a red build always reproduces.
-    @settings(max_examples=EXAMPLES[fault_name], deadline=None, database=None, derandomize=True,
-              suppress_health_check=[HealthCheck.too_slow])
+    @settings(
+        max_examples=EXAMPLES[fault_name],
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
     @given(case=cases(fault_name))
     def check(case: Case) -> None:
         TRIED[case.fault] += 1

@@ -23,7 +23,8 @@ def write_config(tmp_path: Path, itses: list[str]) -> Path:
 
 
 def test_missing_hosting_credentials_is_one_clear_line_and_exit_2(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     config = write_config(tmp_path, ["its1"])
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "absent"))
@@ -31,26 +32,29 @@ def test_missing_hosting_credentials_is_one_clear_line_and_exit_2(
     assert capsys.readouterr().err.startswith("ks-its-hook: no credentials for the hosting cluster: ")
 
 
-def test_an_unreadable_configuration_is_exit_2_naming_the_file(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_unreadable_configuration_is_exit_2_naming_the_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "its.json"
     bad.write_text("{")
     assert cli.main(["install", "--config", str(bad)]) == 2
     assert capsys.readouterr().err.startswith(f"ks-its-hook: invalid configuration {bad}: its.json is not JSON")
 
 
-@pytest.mark.parametrize(("failures", "code"), [
-    ([], 0),
-    ([Failure("a", "space", "x", permanent=True)], 3),
-    ([Failure("a", "space", "x", permanent=True), Failure("b", "space", "y", permanent=True)], 3),
-    ([Failure("a", "space", "x", permanent=True), Failure("b", "ocm-hub", "timed out", permanent=False)], 1),
-])
+@pytest.mark.parametrize(
+    ("failures", "code"),
+    [
+        ([], 0),
+        ([Failure("a", "space", "x", permanent=True)], 3),
+        ([Failure("a", "space", "x", permanent=True), Failure("b", "space", "y", permanent=True)], 3),
+        ([Failure("a", "space", "x", permanent=True), Failure("b", "ocm-hub", "timed out", permanent=False)], 1),
+    ],
+)
 def test_exit_code_is_permanent_only_when_every_failure_is(failures: list[Failure], code: int) -> None:
     assert cli.exit_code(failures) == code
 
 
 def test_each_pod_runs_its_shard_with_the_overridden_deadline_and_prints_one_line_per_failure(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     config = write_config(tmp_path, ["a", "b", "c", "d"])
     runs: list[tuple[str, str, float]] = []
 
@@ -66,13 +70,11 @@ def test_each_pod_runs_its_shard_with_the_overridden_deadline_and_prints_one_lin
     assert capsys.readouterr().err == "ITS c: step ocm-hub failed: broken\n"
 
 
-def test_in_a_pod_the_outcome_becomes_the_termination_message(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_in_a_pod_the_outcome_becomes_the_termination_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = write_config(tmp_path, ["a", "b"])
     log = tmp_path / "termination-log"
     log.touch()
-    for key, value in {"POD_NAMESPACE": "ns", "POD_NAME": "p", "ITS_HOOK_JOB": "job",
-                       "ITS_TERMINATION_LOG": str(log)}.items():
+    for key, value in {"POD_NAMESPACE": "ns", "POD_NAME": "p", "ITS_HOOK_JOB": "job", "ITS_TERMINATION_LOG": str(log)}.items():
         monkeypatch.setenv(key, value)
     seen_while_running: list[str] = []
 
@@ -107,21 +109,40 @@ def test_sigterm_ends_the_hook_at_once_saying_what_it_left_undone(tmp_path: Path
     log = tmp_path / "termination-log"
     log.touch()
     kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "c",
-        "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:9"}}],
-        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}], "users": [{"name": "u", "user": {}}]}))
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "POD_NAMESPACE": "ns", "ITS_HOOK_JOB": "job",
-           "ITS_TERMINATION_LOG": str(log)}
+    kubeconfig.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "c",
+                "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:9"}}],
+                "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+                "users": [{"name": "u", "user": {}}],
+            }
+        )
+    )
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(kubeconfig),
+        "POD_NAMESPACE": "ns",
+        "ITS_HOOK_JOB": "job",
+        "ITS_TERMINATION_LOG": str(log),
+    }
     env.pop("KUBERNETES_SERVICE_HOST", None)
-    hook = subprocess.Popen([sys.executable, "-m", "ks_its_hooks.cli", "install", "--config", str(config)],
-                            env=env, stderr=subprocess.PIPE, text=True)
+    hook = subprocess.Popen(
+        [sys.executable, "-m", "ks_its_hooks.cli", "install", "--config", str(config)],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert hook.stderr is not None
     first = hook.stderr.readline()  # the hook is past its start: it logs its first wait
     hook.send_signal(signal.SIGTERM)
     _, rest = hook.communicate(timeout=30)
     assert hook.returncode == 128 + signal.SIGTERM, first + rest
-    expected = ("ks-its-hook: install stopped by SIGTERM (pod deleted) before it finished: a, b; "
-                "the next hook run (helm upgrade) takes them up again")
+    expected = (
+        "ks-its-hook: install stopped by SIGTERM (pod deleted) before it finished: a, b; "
+        "the next hook run (helm upgrade) takes them up again"
+    )
     assert rest.splitlines()[-1] == expected
     assert log.read_text() == expected + "\n"

@@ -9,8 +9,7 @@ from ks_its_hooks import commands
 
 
 def test_clusteradm_output_is_redacted() -> None:
-    text = ("clusteradm join --hub-token abc.0123456789abcdef --hub-apiserver https://x\n"
-            "token: eyJhbGciOiJSUzI1NiJ9.payload.sig")
+    text = "clusteradm join --hub-token abc.0123456789abcdef --hub-apiserver https://x\ntoken: eyJhbGciOiJSUzI1NiJ9.payload.sig"
     redacted = commands.redact(text)
     assert "0123456789abcdef" not in redacted and "eyJhbGciOiJSUzI1NiJ9" not in redacted
     assert "--hub-apiserver https://x" in redacted

@@ -40,7 +40,7 @@ def test_transient_errors_are_retried_and_each_retry_is_logged() -> None:
     assert call(fn, Deadline(30), EventLog("its1", log), "space", "reading x") == "done"  # type: ignore[arg-type]
     assert len(calls) == 3
     assert log.getvalue().count('msg="retrying reading x"') == 2
-    assert "cause=\"API error 503\"" in log.getvalue()
+    assert 'cause="API error 503"' in log.getvalue()
 
 
 def test_a_permanent_error_is_raised_at_the_first_try() -> None:
@@ -56,8 +56,14 @@ def test_a_permanent_error_is_raised_at_the_first_try() -> None:
 def test_attempts_bound_the_retries_of_a_transient_error() -> None:
     calls, fn = flaky([TransientError(f"exited {n}") for n in range(10)])
     with pytest.raises(TransientError, match="exited 2"):
-        call(fn, Deadline(60), EventLog("its1", io.StringIO()), "ocm-hub", "clusteradm init",  # type: ignore[arg-type]
-             attempts=3)
+        call(
+            fn,
+            Deadline(60),
+            EventLog("its1", io.StringIO()),
+            "ocm-hub",
+            "clusteradm init",  # type: ignore[arg-type]
+            attempts=3,
+        )
     assert len(calls) == 3
 
 

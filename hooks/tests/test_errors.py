@@ -37,26 +37,29 @@ def api_error(status: int, reason: str = "", body: dict[str, str] | None = None)
     return exc
 
 
-@pytest.mark.parametrize(("exc", "transient"), [
-    (api_error(503), True),
-    (api_error(500), True),
-    (api_error(429), True),
-    (api_error(409, body={"reason": "Conflict"}), True),
-    (api_error(0), True),
-    (urllib3.exceptions.MaxRetryError(None, "/", ConnectionRefusedError()), True),
-    (urllib3.exceptions.ProtocolError("reset"), True),
-    (ConnectionResetError(), True),
-    (TimeoutError(), True),
-    (TransientError("clusteradm init exited 1"), True),
-    (api_error(409, body={"reason": "AlreadyExists"}), False),
-    (api_error(403), False),
-    (api_error(404), False),
-    (PermanentError("no"), False),
-    (ConfigException("no"), False),
-    (ssl.SSLCertVerificationError("bad certificate"), False),
-    (ValueError("x"), False),
-    (DeadlineExceeded("timed out"), False),
-])
+@pytest.mark.parametrize(
+    ("exc", "transient"),
+    [
+        (api_error(503), True),
+        (api_error(500), True),
+        (api_error(429), True),
+        (api_error(409, body={"reason": "Conflict"}), True),
+        (api_error(0), True),
+        (urllib3.exceptions.MaxRetryError(None, "/", ConnectionRefusedError()), True),
+        (urllib3.exceptions.ProtocolError("reset"), True),
+        (ConnectionResetError(), True),
+        (TimeoutError(), True),
+        (TransientError("clusteradm init exited 1"), True),
+        (api_error(409, body={"reason": "AlreadyExists"}), False),
+        (api_error(403), False),
+        (api_error(404), False),
+        (PermanentError("no"), False),
+        (ConfigException("no"), False),
+        (ssl.SSLCertVerificationError("bad certificate"), False),
+        (ValueError("x"), False),
+        (DeadlineExceeded("timed out"), False),
+    ],
+)
 def test_transient_errors_are_told_from_permanent_ones(exc: BaseException, transient: bool) -> None:
     assert is_transient(exc) is transient
 
@@ -69,16 +72,19 @@ def test_a_deadline_is_neither_transient_nor_permanent() -> None:
     assert is_permanent(api_error(403, "Forbidden"))
 
 
-@pytest.mark.parametrize(("exc", "text"), [
-    (PermanentError("bootstrap Secret ns/b not found"), "bootstrap Secret ns/b not found"),
-    (TransientError("clusteradm init exited 1: boom"), "clusteradm init exited 1: boom"),
-    (DeadlineExceeded("timed out after 9s waiting for x: y"), "timed out after 9s waiting for x: y"),
-    (api_error(403, "Forbidden", {"message": "token abc is secret"}), "API error 403 Forbidden"),
-    (urllib3.exceptions.MaxRetryError(None, "/", ConnectionRefusedError()), "cannot connect: ConnectionRefusedError"),
-    (KeyError("status"), "KeyError: 'status'"),
-    (RuntimeError(), "RuntimeError"),
-    (ValueError("first line\nsecond line"), "ValueError: first line"),
-])
+@pytest.mark.parametrize(
+    ("exc", "text"),
+    [
+        (PermanentError("bootstrap Secret ns/b not found"), "bootstrap Secret ns/b not found"),
+        (TransientError("clusteradm init exited 1: boom"), "clusteradm init exited 1: boom"),
+        (DeadlineExceeded("timed out after 9s waiting for x: y"), "timed out after 9s waiting for x: y"),
+        (api_error(403, "Forbidden", {"message": "token abc is secret"}), "API error 403 Forbidden"),
+        (urllib3.exceptions.MaxRetryError(None, "/", ConnectionRefusedError()), "cannot connect: ConnectionRefusedError"),
+        (KeyError("status"), "KeyError: 'status'"),
+        (RuntimeError(), "RuntimeError"),
+        (ValueError("first line\nsecond line"), "ValueError: first line"),
+    ],
+)
 def test_the_cause_says_what_went_wrong_and_never_a_response_body(exc: BaseException, text: str) -> None:
     assert cause(exc) == text
 
@@ -96,13 +102,21 @@ def untrusted_server(tmp_path: Path) -> Iterator[str]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "untrusted")])
     now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(hours=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
     (tmp_path / "tls.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (tmp_path / "tls.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                         serialization.NoEncryption()))
+    (tmp_path / "tls.key").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     server = HTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(tmp_path / "tls.crt", tmp_path / "tls.key")

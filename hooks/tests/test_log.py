@@ -9,8 +9,9 @@ from ks_its_hooks.log import EventLog, format_event
 
 def test_log_lines_are_logfmt_with_its_and_step() -> None:
     line = format_event("info", "its1", "space", 'waiting for "x"', {"waited_s": 1.5, "missing": "a b"}, 0.25)
-    assert line == ('time=1970-01-01T00:00:00.250Z level=info its=its1 step=space msg="waiting for \\"x\\"" '
-                    'waited_s=1.5 missing="a b"')
+    assert line == (
+        'time=1970-01-01T00:00:00.250Z level=info its=its1 step=space msg="waiting for \\"x\\"" waited_s=1.5 missing="a b"'
+    )
 
 
 def test_a_value_with_a_newline_stays_on_one_line() -> None:

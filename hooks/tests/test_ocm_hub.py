@@ -8,8 +8,7 @@ from ks_its_hooks.spec import OcmSettings
 
 
 def test_hub_is_ready_only_when_applied_and_every_crd_established() -> None:
-    established = {name: {"status": {"conditions": [{"type": "Established", "status": "True"}]}}
-                   for name in ocm_hub.HUB_CRDS}
+    established = {name: {"status": {"conditions": [{"type": "Established", "status": "True"}]}} for name in ocm_hub.HUB_CRDS}
     assert crds_pending(ocm_hub.HUB_CRDS, established) is None
     missing = dict(established)
     missing["manifestworks.work.open-cluster-management.io"] = {"status": {"conditions": []}}
@@ -17,31 +16,48 @@ def test_hub_is_ready_only_when_applied_and_every_crd_established() -> None:
     applied = {"cluster-manager": {"status": {"conditions": [{"type": "Applied", "status": "True"}]}}}
     assert ocm_hub.clustermanager_pending(applied) is None
     assert ocm_hub.clustermanager_pending({}) == "ClusterManager cluster-manager does not exist"
-    not_yet = {"cluster-manager": {"status": {"conditions": [
-        {"type": "Applied", "status": "False", "reason": "ApplyFailed", "message": "x"}]}}}
+    not_yet = {
+        "cluster-manager": {
+            "status": {"conditions": [{"type": "Applied", "status": "False", "reason": "ApplyFailed", "message": "x"}]}
+        }
+    }
     assert ocm_hub.clustermanager_pending(not_yet) == "ClusterManager not Applied (ApplyFailed x)"
 
 
 def test_clusteradm_command_passes_registry_and_bundle_only_when_set() -> None:
     assert ocm_hub.init_command(OcmSettings("", "default"), "/k") == [
-        "clusteradm", "init", "--kubeconfig", "/k", "--bundle-version", "default"]
+        "clusteradm",
+        "init",
+        "--kubeconfig",
+        "/k",
+        "--bundle-version",
+        "default",
+    ]
     mirrored = ocm_hub.init_command(OcmSettings("mirror.local/ocm", "v0.13.1"), "/k")
     assert mirrored[-3:] == ["v0.13.1", "--image-registry", "mirror.local/ocm"]
 
 
 def clustermanager(**conditions: str) -> dict[str, dict[str, object]]:
-    return {"cluster-manager": {"status": {"conditions": [
-        {"type": kind, "status": status, "reason": f"{kind}Reason"} for kind, status in conditions.items()]}}}
+    return {
+        "cluster-manager": {
+            "status": {
+                "conditions": [
+                    {"type": kind, "status": status, "reason": f"{kind}Reason"} for kind, status in conditions.items()
+                ]
+            }
+        }
+    }
 
 
 def test_an_applied_hub_is_not_ready_while_it_progresses_or_is_degraded() -> None:
-    serving = {"Applied": "True", "Progressing": "False", "HubRegistrationDegraded": "False",
-               "HubPlacementDegraded": "False"}
+    serving = {"Applied": "True", "Progressing": "False", "HubRegistrationDegraded": "False", "HubPlacementDegraded": "False"}
     assert ocm_hub.clustermanager_pending(clustermanager(**serving)) is None
     assert ocm_hub.clustermanager_pending(clustermanager(**{**serving, "Progressing": "True"})) == (
-        "ClusterManager Progressing=True (ProgressingReason)")
+        "ClusterManager Progressing=True (ProgressingReason)"
+    )
     assert ocm_hub.clustermanager_pending(clustermanager(**{**serving, "HubRegistrationDegraded": "True"})) == (
-        "ClusterManager HubRegistrationDegraded=True (HubRegistrationDegradedReason)")
+        "ClusterManager HubRegistrationDegraded=True (HubRegistrationDegradedReason)"
+    )
 
 
 def test_the_hub_records_its_owner_and_refuses_a_second_live_its() -> None:
@@ -57,10 +73,12 @@ def test_the_hub_records_its_owner_and_refuses_a_second_live_its() -> None:
     assert ocm_hub.owner_conflict(recorded, me, recorded_alive=False) is None
     assert ocm_hub.owner_conflict(recorded, me, recorded_alive=True) == (
         "the space is already the hub of ITS its1 (ControlPlane its1): two ITSes on one hub would share one "
-        "inventory; give ITS its2 a space of its own")
+        "inventory; give ITS its2 a space of its own"
+    )
     elsewhere = ocm_hub.HubOwner("its1", "uid-1", "hosting-b")
     conflict = ocm_hub.owner_conflict(elsewhere, me, recorded_alive=False)
     assert conflict is not None
-    assert conflict.startswith("the space is already the hub of ITS its1 of another hosting cluster (kube-system uid "
-                               "hosting-b)")
+    assert conflict.startswith(
+        "the space is already the hub of ITS its1 of another hosting cluster (kube-system uid hosting-b)"
+    )
     assert "remove the annotations its.kubestellar.io/its" in conflict

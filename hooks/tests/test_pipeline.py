@@ -14,8 +14,12 @@ from ks_its_hooks.spec import HookConfig, OcmSettings, StatusAddonSettings
 from ks_its_hooks.step import Context, Step
 
 ITS = its("its1")
-CONFIG = HookConfig(itses=(ITS,), deadline_seconds=30, ocm=OcmSettings("", "default"),
-                    status_addon=StatusAddonSettings("oci://r/c", "v1", False, "", None, {}))
+CONFIG = HookConfig(
+    itses=(ITS,),
+    deadline_seconds=30,
+    ocm=OcmSettings("", "default"),
+    status_addon=StatusAddonSettings("oci://r/c", "v1", False, "", None, {}),
+)
 
 
 def test_the_steps_say_what_they_ensure_and_keep_the_order_they_depend_on() -> None:
@@ -36,13 +40,16 @@ def recording_steps(calls: list[str], fail_at: str | None = None, error: Excepti
             calls.append(f"{kind} {name}")
             if name == fail_at:
                 raise error or PermanentError("broken")
+
         return run
+
     return tuple(Step(name, "x", "y", action(name, "ensure"), action(name, "verify")) for name in ("a", "b", "c"))
 
 
 @pytest.mark.parametrize(("mode", "kind"), [("install", "ensure"), ("check", "verify")])
 def test_install_ensures_and_check_verifies_every_step_in_order(
-        monkeypatch: pytest.MonkeyPatch, mode: pipeline.Mode, kind: str) -> None:
+    monkeypatch: pytest.MonkeyPatch, mode: pipeline.Mode, kind: str
+) -> None:
     calls: list[str] = []
     monkeypatch.setattr(pipeline, "STEPS", recording_steps(calls))
     out = io.StringIO()
@@ -53,7 +60,8 @@ def test_install_ensures_and_check_verifies_every_step_in_order(
 
 @pytest.mark.parametrize(("mode", "recorded"), [("install", True), ("check", False)])
 def test_a_failure_names_the_running_step_stops_the_loop_and_is_recorded_on_install(
-        monkeypatch: pytest.MonkeyPatch, mode: pipeline.Mode, recorded: bool) -> None:
+    monkeypatch: pytest.MonkeyPatch, mode: pipeline.Mode, recorded: bool
+) -> None:
     calls: list[str] = []
     records: list[Failure] = []
     monkeypatch.setattr(pipeline, "STEPS", recording_steps(calls, fail_at="b"))

@@ -8,6 +8,11 @@ from ks_its_hooks.manifests import render
 
 def test_the_namespace_is_labelled_as_kubestellar_s_and_the_hook_s() -> None:
     manifest = render("customization-properties.yaml.j2", name=properties.NAMESPACE, manager=FIELD_MANAGER)
-    assert manifest == {"apiVersion": "v1", "kind": "Namespace", "metadata": {
-        "name": "customization-properties",
-        "labels": {"app.kubernetes.io/part-of": "kubestellar", "app.kubernetes.io/managed-by": "ks-its-hook"}}}
+    assert manifest == {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": "customization-properties",
+            "labels": {"app.kubernetes.io/part-of": "kubestellar", "app.kubernetes.io/managed-by": "ks-its-hook"},
+        },
+    }

@@ -6,8 +6,14 @@ from ks_its_hooks.readiness import condition_reason, condition_status
 
 
 def test_conditions_are_read_by_type() -> None:
-    obj = {"status": {"conditions": [{"type": "Ready", "status": "False", "reason": "Unavailable", "message": "m"},
-                                     {"type": "Synced", "status": "True"}]}}
+    obj = {
+        "status": {
+            "conditions": [
+                {"type": "Ready", "status": "False", "reason": "Unavailable", "message": "m"},
+                {"type": "Synced", "status": "True"},
+            ]
+        }
+    }
     assert condition_status(obj, "Ready") == "False"
     assert condition_reason(obj, "Ready") == "Unavailable m"
     assert condition_status(obj, "Synced") == "True" and condition_reason(obj, "Synced") == ""

@@ -20,10 +20,20 @@ def test_registration_is_written_once_and_a_failure_keeps_an_existing_label() ->
 
 
 def test_the_apply_body_holds_only_the_fields_the_hook_owns() -> None:
-    body = render("registration.yaml.j2", name="its1", labels={"kflex.kubestellar.io/cptype": "its"},
-                  annotations={"its.kubestellar.io/status": 'Failed: space: "quoted"'})
-    assert body == {"apiVersion": "tenancy.kflex.kubestellar.org/v1alpha1", "kind": "ControlPlane",
-                    "metadata": {"name": "its1", "labels": {"kflex.kubestellar.io/cptype": "its"},
-                                 "annotations": {"its.kubestellar.io/status": 'Failed: space: "quoted"'}}}
+    body = render(
+        "registration.yaml.j2",
+        name="its1",
+        labels={"kflex.kubestellar.io/cptype": "its"},
+        annotations={"its.kubestellar.io/status": 'Failed: space: "quoted"'},
+    )
+    assert body == {
+        "apiVersion": "tenancy.kflex.kubestellar.org/v1alpha1",
+        "kind": "ControlPlane",
+        "metadata": {
+            "name": "its1",
+            "labels": {"kflex.kubestellar.io/cptype": "its"},
+            "annotations": {"its.kubestellar.io/status": 'Failed: space: "quoted"'},
+        },
+    }
     unlabelled = render("registration.yaml.j2", name="its1", labels={}, annotations={"a": "b"})
     assert "labels" not in unlabelled["metadata"]

@@ -81,16 +81,23 @@ def tls_registry(tmp_path: Path) -> Iterator[tuple[str, str]]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "registry")])
     now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(hours=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
     pem = cert.public_bytes(serialization.Encoding.PEM)
     (tmp_path / "tls.crt").write_bytes(pem)
-    (tmp_path / "tls.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                         serialization.NoEncryption()))
+    (tmp_path / "tls.key").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     server = HTTPServer(("127.0.0.1", 0), FakeRegistry)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(tmp_path / "tls.crt", tmp_path / "tls.key")
@@ -99,10 +106,12 @@ def tls_registry(tmp_path: Path) -> Iterator[tuple[str, str]]:
         yield address, pem.decode()
 
 
-def settings(host: str, repo: str = "charts/ocm-status-addon-chart", version: str = "v1", plain_http: bool = True,
-             ca_bundle: str = "") -> StatusAddonSettings:
-    return StatusAddonSettings(chart=f"oci://{host}/{repo}", version=version, plain_http=plain_http, ca_bundle=ca_bundle,
-                               pull_secret=None, values={})
+def settings(
+    host: str, repo: str = "charts/ocm-status-addon-chart", version: str = "v1", plain_http: bool = True, ca_bundle: str = ""
+) -> StatusAddonSettings:
+    return StatusAddonSettings(
+        chart=f"oci://{host}/{repo}", version=version, plain_http=plain_http, ca_bundle=ca_bundle, pull_secret=None, values={}
+    )
 
 
 def test_a_chart_that_is_there_passes(plain_registry: str) -> None:
@@ -113,14 +122,22 @@ def test_a_chart_that_is_there_passes(plain_registry: str) -> None:
 def test_a_version_the_registry_does_not_have_is_permanent_naming_the_chart(plain_registry: str) -> None:
     with pytest.raises(PermanentError) as raised:
         Registry(settings(plain_registry, version="v9.9.9"), None, timeout=10).check()
-    assert str(raised.value) == (f"chart oci://{plain_registry}/charts/ocm-status-addon-chart version v9.9.9 does not "
-                                 "exist in its registry (HTTP 404)")
+    assert str(raised.value) == (
+        f"chart oci://{plain_registry}/charts/ocm-status-addon-chart version v9.9.9 does not exist in its registry (HTTP 404)"
+    )
 
 
-@pytest.mark.parametrize(("status", "transient", "says"), [
-    (401, False, "refused chart"), (403, False, "(statusAddon.chart.pullSecret)"), (400, False, "HTTP 400"),
-    (429, True, "answered HTTP 429"), (503, True, "answered HTTP 503"), (500, True, "answered HTTP 500"),
-])
+@pytest.mark.parametrize(
+    ("status", "transient", "says"),
+    [
+        (401, False, "refused chart"),
+        (403, False, "(statusAddon.chart.pullSecret)"),
+        (400, False, "HTTP 400"),
+        (429, True, "answered HTTP 429"),
+        (503, True, "answered HTTP 503"),
+        (500, True, "answered HTTP 500"),
+    ],
+)
 def test_each_answer_is_told_by_its_status(plain_registry: str, status: int, transient: bool, says: str) -> None:
     with pytest.raises(TransientError if transient else PermanentError) as raised:
         Registry(settings(plain_registry, repo=f"status/{status}/chart"), None, timeout=10).check()
@@ -155,9 +172,14 @@ def test_a_certificate_is_trusted_only_with_its_ca_bundle(tls_registry: tuple[st
 
 
 def test_credentials_and_challenges_are_read_as_registries_write_them() -> None:
-    assert basic_auth(json.dumps({"auths": {"r:5000": {"username": "u", "password": "p"}}}), "r:5000") == \
-        "Basic " + base64.b64encode(b"u:p").decode()
+    assert (
+        basic_auth(json.dumps({"auths": {"r:5000": {"username": "u", "password": "p"}}}), "r:5000")
+        == "Basic " + base64.b64encode(b"u:p").decode()
+    )
     assert basic_auth(json.dumps({"auths": {"other": {"auth": "x"}}}), "r:5000") is None
     assert bearer_challenge('Bearer realm="https://ghcr.io/token",service="ghcr.io",scope="repository:a/b:pull"') == {
-        "realm": "https://ghcr.io/token", "service": "ghcr.io", "scope": "repository:a/b:pull"}
+        "realm": "https://ghcr.io/token",
+        "service": "ghcr.io",
+        "scope": "repository:a/b:pull",
+    }
     assert bearer_challenge('Basic realm="x"') is None

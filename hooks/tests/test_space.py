@@ -18,10 +18,10 @@ def cp(cp_type: str, ready: str | None = None, reason: str = "Available", **stat
 
 def test_controlplane_ready_only_on_ready_true_and_wrong_type_is_permanent() -> None:
     assert space.controlplane_pending(VCLUSTER, {}) == "ControlPlane does not exist yet"
-    assert space.controlplane_pending(VCLUSTER, {"its1": cp("vcluster")}) == (
-        "ControlPlane not Ready (no Ready condition yet)")
+    assert space.controlplane_pending(VCLUSTER, {"its1": cp("vcluster")}) == ("ControlPlane not Ready (no Ready condition yet)")
     assert space.controlplane_pending(VCLUSTER, {"its1": cp("vcluster", "False", "Creating")}) == (
-        "ControlPlane not Ready (Creating)")
+        "ControlPlane not Ready (Creating)"
+    )
     assert space.controlplane_pending(VCLUSTER, {"its1": cp("vcluster", "True")}) is None
     with pytest.raises(PermanentError, match="has type host, the ITS says vcluster"):
         space.controlplane_pending(VCLUSTER, {"its1": cp("host", "True")})
@@ -30,9 +30,11 @@ def test_controlplane_ready_only_on_ready_true_and_wrong_type_is_permanent() -> 
 def test_a_not_synced_controlplane_says_why() -> None:
     pending_cp = cp("external", "False", "Creating")
     pending_cp["status"]["conditions"].append(  # type: ignore[index]
-        {"type": "Synced", "status": "False", "reason": "ReconcileError", "message": "dial tcp: refused"})
+        {"type": "Synced", "status": "False", "reason": "ReconcileError", "message": "dial tcp: refused"}
+    )
     assert space.controlplane_pending(its("its1", "external"), {"its1": pending_cp}) == (
-        "ControlPlane not Ready (Creating); Synced=False (ReconcileError dial tcp: refused)")
+        "ControlPlane not Ready (Creating); Synced=False (ReconcileError dial tcp: refused)"
+    )
 
 
 def test_secret_must_carry_the_in_cluster_key() -> None:

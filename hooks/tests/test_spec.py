@@ -9,14 +9,26 @@ from ks_its_hooks.spec import ConfigError, OcmSettings, SecretRef, SpaceRef, Sta
 
 
 def config(**overrides: object) -> str:
-    return json.dumps(its_json(
-        its_json_item("its1", installStatusAddon=True),
-        its_json_item("its3", "external", installClusteradm=False,
-                      bootstrapSecret={"name": "b", "namespace": "ns", "key": "k"}),
-        **{"deadlineSeconds": 60,
-           "statusAddon": {"chart": "oci://r/c", "version": "v1", "plainHTTP": True, "caBundle": "",
-                           "pullSecret": {"name": "pull", "namespace": "rel", "key": ".dockerconfigjson"},
-                           "values": {"agent": {"v": 2}}}, **overrides}))
+    return json.dumps(
+        its_json(
+            its_json_item("its1", installStatusAddon=True),
+            its_json_item(
+                "its3", "external", installClusteradm=False, bootstrapSecret={"name": "b", "namespace": "ns", "key": "k"}
+            ),
+            **{
+                "deadlineSeconds": 60,
+                "statusAddon": {
+                    "chart": "oci://r/c",
+                    "version": "v1",
+                    "plainHTTP": True,
+                    "caBundle": "",
+                    "pullSecret": {"name": "pull", "namespace": "rel", "key": ".dockerconfigjson"},
+                    "values": {"agent": {"v": 2}},
+                },
+                **overrides,
+            },
+        )
+    )
 
 
 def test_parses_what_the_chart_renders() -> None:
@@ -29,13 +41,20 @@ def test_parses_what_the_chart_renders() -> None:
     assert parsed.itses[0].space == SpaceRef("its1-system", "vc-vcluster", "config-incluster")
     assert parsed.ocm == OcmSettings(image_registry="", bundle_version="default")
     assert parsed.status_addon == StatusAddonSettings(
-        chart="oci://r/c", version="v1", plain_http=True, ca_bundle="",
-        pull_secret=SecretRef("pull", "rel", ".dockerconfigjson"), values={"agent": {"v": 2}})
+        chart="oci://r/c",
+        version="v1",
+        plain_http=True,
+        ca_bundle="",
+        pull_secret=SecretRef("pull", "rel", ".dockerconfigjson"),
+        values={"agent": {"v": 2}},
+    )
 
 
 def test_refuses_its_json_of_another_version_naming_both() -> None:
-    with pytest.raises(ConfigError, match=re.escape("its.json is its.kubestellar.io/v2/HookConfig, this hook reads "
-                                                    "its.kubestellar.io/v1alpha1/HookConfig")):
+    with pytest.raises(
+        ConfigError,
+        match=re.escape("its.json is its.kubestellar.io/v2/HookConfig, this hook reads its.kubestellar.io/v1alpha1/HookConfig"),
+    ):
         parse_config(config(apiVersion="its.kubestellar.io/v2"))
     with pytest.raises(ConfigError, match=re.escape("its.json is None/None")):
         parse_config(json.dumps({k: v for k, v in json.loads(config()).items() if k not in ("apiVersion", "kind")}))
@@ -45,15 +64,18 @@ def item(**fields: object) -> dict[str, object]:
     return its_json_item("a", "host", **fields)
 
 
-@pytest.mark.parametrize(("itses", "message"), [
-    ([item(type="k3s")], "itses[0].type must be one of"),
-    ([item(installClusteradm="false")], "itses[0].installClusteradm must be a bool, got str"),
-    ([item(installStatusAddon=None)], "itses[0].installStatusAddon must be a bool, got NoneType"),
-    ([item(type="external")], "bootstrapSecret is required for type external"),
-    ([{k: v for k, v in item().items() if k != "name"}], "itses[0].name is missing"),
-    ([item(space={"namespace": "a-system"})], "itses[0].space.credentials is missing"),
-    ([item()] * 2, "duplicate names"),
-])
+@pytest.mark.parametrize(
+    ("itses", "message"),
+    [
+        ([item(type="k3s")], "itses[0].type must be one of"),
+        ([item(installClusteradm="false")], "itses[0].installClusteradm must be a bool, got str"),
+        ([item(installStatusAddon=None)], "itses[0].installStatusAddon must be a bool, got NoneType"),
+        ([item(type="external")], "bootstrapSecret is required for type external"),
+        ([{k: v for k, v in item().items() if k != "name"}], "itses[0].name is missing"),
+        ([item(space={"namespace": "a-system"})], "itses[0].space.credentials is missing"),
+        ([item()] * 2, "duplicate names"),
+    ],
+)
 def test_rejects_what_the_chart_never_renders(itses: list[dict[str, object]], message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         parse_config(config(itses=itses))

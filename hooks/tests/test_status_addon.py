@@ -12,14 +12,24 @@ from ks_its_hooks.errors import PermanentError
 from ks_its_hooks.spec import StatusAddonSettings
 from ks_its_hooks.status_addon import Release
 
-SETTINGS = StatusAddonSettings(chart="oci://ghcr.io/kubestellar/ocm-status-addon-chart", version="v0.2.0-rc17",
-                               plain_http=False, ca_bundle="", pull_secret=None,
-                               values={"controller": {"verbosity": 2}, "agent": {"hub_qps": 5}})
+SETTINGS = StatusAddonSettings(
+    chart="oci://ghcr.io/kubestellar/ocm-status-addon-chart",
+    version="v0.2.0-rc17",
+    plain_http=False,
+    ca_bundle="",
+    pull_secret=None,
+    values={"controller": {"verbosity": 2}, "agent": {"hub_qps": 5}},
+)
 
 
 def deployed(**changes: object) -> Release:
-    fields: dict[str, object] = {"status": "deployed", "chart": "ocm-status-addon-chart-v0.2.0-rc17", "revision": 1,
-                                 "values": {"controller": {"verbosity": 2}, "agent": {"hub_qps": 5}}, **changes}
+    fields: dict[str, object] = {
+        "status": "deployed",
+        "chart": "ocm-status-addon-chart-v0.2.0-rc17",
+        "revision": 1,
+        "values": {"controller": {"verbosity": 2}, "agent": {"hub_qps": 5}},
+        **changes,
+    }
     return Release(**fields)  # type: ignore[arg-type]
 
 
@@ -28,18 +38,37 @@ def test_a_release_is_up_to_date_only_when_deployed_with_the_same_chart_version_
     assert status_addon.up_to_date(None, SETTINGS) == "not installed"
     assert status_addon.up_to_date(deployed(status="failed"), SETTINGS) == "release status is failed"
     assert status_addon.up_to_date(deployed(chart="ocm-status-addon-chart-v0.2.0-rc16"), SETTINGS) == (
-        "release is ocm-status-addon-chart-v0.2.0-rc16, not ocm-status-addon-chart-v0.2.0-rc17")
-    assert status_addon.up_to_date(deployed(values={"controller": {"verbosity": 4}}), SETTINGS) == (
-        "release values differ")
+        "release is ocm-status-addon-chart-v0.2.0-rc16, not ocm-status-addon-chart-v0.2.0-rc17"
+    )
+    assert status_addon.up_to_date(deployed(values={"controller": {"verbosity": 4}}), SETTINGS) == ("release values differ")
 
 
 def test_the_upgrade_command_passes_registry_options_only_when_set() -> None:
     files = {"kubeconfig": "/p/k", "values.json": "/p/v"}
     assert status_addon.upgrade_command(SETTINGS, files) == [
-        "helm", "upgrade", "--install", "status-addon", SETTINGS.chart, "--version", "v0.2.0-rc17",
-        "--namespace", "open-cluster-management", "--create-namespace", "--kubeconfig", "/p/k", "--values", "/p/v"]
-    private = StatusAddonSettings(chart="oci://mirror:5000/charts/ocm-status-addon-chart", version="v1",
-                                  plain_http=True, ca_bundle="PEM", pull_secret=None, values={})
+        "helm",
+        "upgrade",
+        "--install",
+        "status-addon",
+        SETTINGS.chart,
+        "--version",
+        "v0.2.0-rc17",
+        "--namespace",
+        "open-cluster-management",
+        "--create-namespace",
+        "--kubeconfig",
+        "/p/k",
+        "--values",
+        "/p/v",
+    ]
+    private = StatusAddonSettings(
+        chart="oci://mirror:5000/charts/ocm-status-addon-chart",
+        version="v1",
+        plain_http=True,
+        ca_bundle="PEM",
+        pull_secret=None,
+        values={},
+    )
     command = status_addon.upgrade_command(private, {**files, "ca.crt": "/p/ca", "registry.json": "/p/r"})
     assert command[-5:] == ["--plain-http", "--ca-file", "/p/ca", "--registry-config", "/p/r"]
     assert status_addon.chart_name(private) == "ocm-status-addon-chart"

@@ -11,9 +11,9 @@ ENV = {"POD_NAMESPACE": "kubeflex-system", "POD_NAME": "ks-its-hook-0-abcde", "I
 
 def test_install_reports_for_its_job_and_check_for_its_pod_only() -> None:
     assert termination.identity("install", ENV) == termination.PodIdentity(
-        "kubeflex-system", "ks-its-hook", "/dev/termination-log")
-    assert termination.identity("check", ENV) == termination.PodIdentity(
-        "kubeflex-system", None, "/dev/termination-log")
+        "kubeflex-system", "ks-its-hook", "/dev/termination-log"
+    )
+    assert termination.identity("check", ENV) == termination.PodIdentity("kubeflex-system", None, "/dev/termination-log")
 
 
 def test_outside_a_pod_of_the_chart_there_is_no_identity() -> None:
@@ -26,7 +26,7 @@ def test_the_termination_message_keeps_whole_lines_within_what_kubernetes_keeps(
     message = termination.message(lines)
     assert len(message.encode()) <= termination.MAX_BYTES
     kept = message.splitlines()
-    assert kept[:-1] == lines[:len(kept) - 1]
+    assert kept[:-1] == lines[: len(kept) - 1]
     assert kept[-1] == f"... and {40 - (len(kept) - 1)} more: see the pod's logs"
     assert termination.message(["one", "two"]) == "one\ntwo\n"
 

@@ -33,8 +33,15 @@ from .servers import ApiServer, Process, StartError, module_dir, pinned, tool
 
 ARGOCD_NAMESPACE, ARGOCD_NAME = "kube-system", "sandbox-argocd"
 NAMESPACE = "argocd"
-CONFIG_OBJECTS = ("argocd-cm", "argocd-cmd-params-cm", "argocd-gpg-keys-cm", "argocd-rbac-cm", "argocd-secret",
-                  "argocd-ssh-known-hosts-cm", "argocd-tls-certs-cm")
+CONFIG_OBJECTS = (
+    "argocd-cm",
+    "argocd-cmd-params-cm",
+    "argocd-gpg-keys-cm",
+    "argocd-rbac-cm",
+    "argocd-secret",
+    "argocd-ssh-known-hosts-cm",
+    "argocd-tls-certs-cm",
+)
 # Where the application controller caches an Application's resource tree in redis (Argo CD's cache
 # version 1.8.3; plain JSON with --redis-compress none): what Argo CD's UI shows of each resource.
 RESOURCE_TREE_KEY = "app|resources-tree|{app}|1.8.3"
@@ -43,8 +50,15 @@ CHARTS_PATH = "charts"
 
 
 class ArgoCD:
-    def __init__(self, root: Path, hosting: ApiServer, api: client.ApiClient, registry: Registry, relays: Relays,
-                 log: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        root: Path,
+        hosting: ApiServer,
+        api: client.ApiClient,
+        registry: Registry,
+        relays: Relays,
+        log: Callable[[str], None],
+    ) -> None:
         self.root, self.hosting, self.api, self.registry, self.relays, self.log = root, hosting, api, registry, relays, log
         self.processes: list[Process] = []
         self._lock = threading.Lock()
@@ -61,8 +75,7 @@ class ArgoCD:
         core = client.CoreV1Api(self.api)
 
         def list_fn(**kw: Any) -> Any:
-            return core.list_namespaced_config_map(ARGOCD_NAMESPACE, field_selector=f"metadata.name={ARGOCD_NAME}",
-                                                   **kw)
+            return core.list_namespaced_config_map(ARGOCD_NAMESPACE, field_selector=f"metadata.name={ARGOCD_NAME}", **kw)
 
         run_watch(self.api, list_fn, self._reconcile, stop, "argocd", self.log)
 
@@ -74,27 +87,37 @@ class ArgoCD:
                 try:
                     self._start()
                 except (StartError, subprocess.CalledProcessError, ApiException, OSError) as err:
-                    detail = err.stderr.decode(errors="replace") if isinstance(err, subprocess.CalledProcessError) \
-                        else ""
+                    detail = err.stderr.decode(errors="replace") if isinstance(err, subprocess.CalledProcessError) else ""
                     self.log(f"argocd: did not start: {err} {detail}".strip())
                     self.stop()
 
     def _kubectl(self, *args: str, stdin: str | None = None) -> None:
-        subprocess.run([tool("kubectl"), "--kubeconfig", str(self.hosting.dir / "admin.kubeconfig"), *args],
-                       input=stdin.encode() if stdin else None, check=True, capture_output=True, timeout=120)
+        subprocess.run(
+            [tool("kubectl"), "--kubeconfig", str(self.hosting.dir / "admin.kubeconfig"), *args],
+            input=stdin.encode() if stdin else None,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
 
     def _configure(self, module: Path) -> None:
         """What Argo CD's install manifests create and argocd-server would add: the CRDs, the
         configuration objects, the server's secret key (without it the controller never syncs), the
         `default` AppProject, and the sandbox's registry as a Helm OCI repository."""
         crds = module / "manifests" / "crds"
-        self._kubectl("apply", "--server-side", "-f", str(crds / "application-crd.yaml"),
-                      "-f", str(crds / "appproject-crd.yaml"))
+        self._kubectl(
+            "apply", "--server-side", "-f", str(crds / "application-crd.yaml"), "-f", str(crds / "appproject-crd.yaml")
+        )
         end = time.monotonic() + 60
         while True:  # kubectl wait fails at once on a CRD that has no conditions yet
             try:
-                self._kubectl("wait", "--for=condition=Established", "crd/applications.argoproj.io",
-                              "crd/appprojects.argoproj.io", "--timeout=30s")
+                self._kubectl(
+                    "wait",
+                    "--for=condition=Established",
+                    "crd/applications.argoproj.io",
+                    "crd/appprojects.argoproj.io",
+                    "--timeout=30s",
+                )
                 break
             except subprocess.CalledProcessError:
                 if time.monotonic() > end:
@@ -107,19 +130,41 @@ class ArgoCD:
         files = [arg for name in CONFIG_OBJECTS for arg in ("-f", str(config / f"{name}.yaml"))]
         self._kubectl("apply", "--server-side", "-n", NAMESPACE, *files)
         key = base64.b64encode(secrets.token_bytes(32)).decode()
-        core.patch_namespaced_secret("argocd-secret", NAMESPACE, {"data": {"server.secretkey": base64.b64encode(
-            key.encode()).decode()}})
-        project = {"apiVersion": "argoproj.io/v1alpha1", "kind": "AppProject",
-                   "metadata": {"name": "default", "namespace": NAMESPACE},
-                   "spec": {"sourceRepos": ["*"], "destinations": [{"server": "*", "namespace": "*"}],
-                            "clusterResourceWhitelist": [{"group": "*", "kind": "*"}]}}
-        repository = {"apiVersion": "v1", "kind": "Secret",
-                      "metadata": {"name": "sandbox-registry", "namespace": NAMESPACE,
-                                   "labels": {"argocd.argoproj.io/secret-type": "repository"}},
-                      "stringData": {"type": "helm", "name": "sandbox-registry", "enableOCI": "true",
-                                     "url": f"{self.registry.address}/{CHARTS_PATH}"}}
-        self._kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List",
-                                                                            "items": [project, repository]}))
+        core.patch_namespaced_secret(
+            "argocd-secret", NAMESPACE, {"data": {"server.secretkey": base64.b64encode(key.encode()).decode()}}
+        )
+        project = {
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "AppProject",
+            "metadata": {"name": "default", "namespace": NAMESPACE},
+            "spec": {
+                "sourceRepos": ["*"],
+                "destinations": [{"server": "*", "namespace": "*"}],
+                "clusterResourceWhitelist": [{"group": "*", "kind": "*"}],
+            },
+        }
+        repository = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {
+                "name": "sandbox-registry",
+                "namespace": NAMESPACE,
+                "labels": {"argocd.argoproj.io/secret-type": "repository"},
+            },
+            "stringData": {
+                "type": "helm",
+                "name": "sandbox-registry",
+                "enableOCI": "true",
+                "url": f"{self.registry.address}/{CHARTS_PATH}",
+            },
+        }
+        self._kubectl(
+            "apply",
+            "--server-side",
+            "-f",
+            "-",
+            stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": [project, repository]}),
+        )
 
     def _start(self) -> None:
         began = time.monotonic()
@@ -134,30 +179,88 @@ class ArgoCD:
         (d / "tmp").mkdir(parents=True, exist_ok=True)
         redis_port, repo_port = free_port(), free_port()
         redis = f"127.0.0.1:{redis_port}"
-        env = {"PATH": f"{Path(binary).parent}:{os.environ['PATH']}", "HOME": str(d), "TMPDIR": str(d / "tmp"),
-               "KUBECONFIG": str(self.hosting.dir / "admin.kubeconfig"),
-               # https://kubernetes.default.svc (the in-cluster destination) is that kubeconfig's server.
-               "ARGOCD_FAKE_IN_CLUSTER": "true", "ARGOCD_GPG_ENABLED": "false",
-               "ARGOCD_TLS_DATA_PATH": str(d / "tls"), "ARGOCD_SSH_DATA_PATH": str(d / "ssh")}
+        env = {
+            "PATH": f"{Path(binary).parent}:{os.environ['PATH']}",
+            "HOME": str(d),
+            "TMPDIR": str(d / "tmp"),
+            "KUBECONFIG": str(self.hosting.dir / "admin.kubeconfig"),
+            # https://kubernetes.default.svc (the in-cluster destination) is that kubeconfig's server.
+            "ARGOCD_FAKE_IN_CLUSTER": "true",
+            "ARGOCD_GPG_ENABLED": "false",
+            "ARGOCD_TLS_DATA_PATH": str(d / "tls"),
+            "ARGOCD_SSH_DATA_PATH": str(d / "ssh"),
+        }
         logs = self.root / "logs"
-        self._process("redis", ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
-                                "--appendonly", "no", "--dir", str(d)], logs / "argocd-redis.log", env)
-        self._process("argocd-repo-server", [binary, "--address", "127.0.0.1", "--port", str(repo_port),
-                                             "--metrics-address", "127.0.0.1", "--metrics-port", str(free_port()),
-                                             "--redis", redis, "--disable-tls", "--loglevel", "info"],
-                      logs / "argocd-repo-server.log", env)
-        self._process("argocd-application-controller", [
-            binary, "--namespace", NAMESPACE, "--redis", redis, "--repo-server", f"127.0.0.1:{repo_port}",
-            "--repo-server-plaintext", "--metrics-port", str(free_port()), "--loglevel", "info",
-            # Plain JSON in redis, so that a test reads the resource tree Argo CD's UI shows.
-            "--redis-compress", "none",
-            # Refresh often, so a test sees a change without waiting the default 3 minutes.
-            "--app-resync", "20"], logs / "argocd-application-controller.log", env)
+        self._process(
+            "redis",
+            [
+                "redis-server",
+                "--port",
+                str(redis_port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(d),
+            ],
+            logs / "argocd-redis.log",
+            env,
+        )
+        self._process(
+            "argocd-repo-server",
+            [
+                binary,
+                "--address",
+                "127.0.0.1",
+                "--port",
+                str(repo_port),
+                "--metrics-address",
+                "127.0.0.1",
+                "--metrics-port",
+                str(free_port()),
+                "--redis",
+                redis,
+                "--disable-tls",
+                "--loglevel",
+                "info",
+            ],
+            logs / "argocd-repo-server.log",
+            env,
+        )
+        self._process(
+            "argocd-application-controller",
+            [
+                binary,
+                "--namespace",
+                NAMESPACE,
+                "--redis",
+                redis,
+                "--repo-server",
+                f"127.0.0.1:{repo_port}",
+                "--repo-server-plaintext",
+                "--metrics-port",
+                str(free_port()),
+                "--loglevel",
+                "info",
+                # Plain JSON in redis, so that a test reads the resource tree Argo CD's UI shows.
+                "--redis-compress",
+                "none",
+                # Refresh often, so a test sees a change without waiting the default 3 minutes.
+                "--app-resync",
+                "20",
+            ],
+            logs / "argocd-application-controller.log",
+            env,
+        )
         self.relays.add(redis_port)
         self._wait_listening(redis_port, "redis")
         self._wait_listening(repo_port, "argocd-repo-server")
-        self.state_file.write_text(json.dumps({"redis": redis, "namespace": NAMESPACE,
-                                               "repository": f"{self.registry.address}/{CHARTS_PATH}"}))
+        self.state_file.write_text(
+            json.dumps({"redis": redis, "namespace": NAMESPACE, "repository": f"{self.registry.address}/{CHARTS_PATH}"})
+        )
         self.log(f"argocd: up in {time.monotonic() - began:.1f}s (redis {redis})")
 
     def _process(self, name: str, argv: list[str], log: Path, env: dict[str, str]) -> None:

@@ -37,8 +37,7 @@ def apiserver_name(name: str) -> str:
 
 
 class Clusters:
-    def __init__(self, root: Path, etcd: Etcd, hosting: client.ApiClient, relays: Relays,
-                 log: Callable[[str], None]) -> None:
+    def __init__(self, root: Path, etcd: Etcd, hosting: client.ApiClient, relays: Relays, log: Callable[[str], None]) -> None:
         self.root, self.etcd, self.hosting, self.relays, self.log = root, etcd, hosting, relays, log
         self.core = client.CoreV1Api(hosting)
         self.running: dict[str, ApiServer | None] = {}  # None: starting
@@ -49,8 +48,9 @@ class Clusters:
             self.core.create_namespaced_config_map(CLUSTERS_NAMESPACE, manifest({"metadata": {"name": CLUSTERS_NAME}}))
 
         def list_fn(**kw: Any) -> Any:
-            return self.core.list_namespaced_config_map(CLUSTERS_NAMESPACE,
-                                                        field_selector=f"metadata.name={CLUSTERS_NAME}", **kw)
+            return self.core.list_namespaced_config_map(
+                CLUSTERS_NAMESPACE, field_selector=f"metadata.name={CLUSTERS_NAME}", **kw
+            )
 
         run_watch(self.hosting, list_fn, self._reconcile, stop, "clusters", self.log)
 
@@ -77,8 +77,14 @@ class Clusters:
                 self.core.create_namespace(manifest({"metadata": {"name": namespace}}))
             port = free_port()
             service_ip = front_service(self.hosting, namespace, "apiserver", port)
-            server = ApiServer(apiserver_name(name), self.root, self.etcd, port=port, extra_args=APISERVER_ARGS,
-                               hosts=("apiserver", f"apiserver.{namespace}", f"apiserver.{namespace}.svc", service_ip))
+            server = ApiServer(
+                apiserver_name(name),
+                self.root,
+                self.etcd,
+                port=port,
+                extra_args=APISERVER_ARGS,
+                hosts=("apiserver", f"apiserver.{namespace}", f"apiserver.{namespace}.svc", service_ip),
+            )
             server.start()
             self.relays.add(port)
             VirtualCluster(server, self.hosting, namespace, "cluster", service_ip, self.log).start()
@@ -87,8 +93,10 @@ class Clusters:
             assert server.admin is not None
             machine, incluster = kubeconfig_paths(self.root, name)
             machine.parent.mkdir(parents=True, exist_ok=True)
-            texts = {incluster: kubeconfig(f"https://{NODE_IP}:{port}", server.ca.cert_pem, name, client=server.admin),
-                     machine: server.admin_kubeconfig()}  # the machine's last: its presence says both are there
+            texts = {
+                incluster: kubeconfig(f"https://{NODE_IP}:{port}", server.ca.cert_pem, name, client=server.admin),
+                machine: server.admin_kubeconfig(),
+            }  # the machine's last: its presence says both are there
             for path, text in texts.items():
                 path.write_text(text)
                 path.chmod(0o600)

@@ -84,9 +84,19 @@ class FaultProxyProcess:
     `python -m tests.sandbox.faultproxy` run there. Counts its resets when it stops."""
 
     def __init__(self, sandbox: Any, target: str, fail_for: float) -> None:
-        self.argv = ["nsenter", f"--net=/run/netns/{sandbox.state['netns']}", sys.executable, "-m",
-                     "tests.sandbox.faultproxy", "--listen", sandbox.state["node_ip"], "--target", target,
-                     "--fail-for", str(fail_for)]
+        self.argv = [
+            "nsenter",
+            f"--net=/run/netns/{sandbox.state['netns']}",
+            sys.executable,
+            "-m",
+            "tests.sandbox.faultproxy",
+            "--listen",
+            sandbox.state["node_ip"],
+            "--target",
+            target,
+            "--fail-for",
+            str(fail_for),
+        ]
         self.port = 0
         self.resets = 0
         self._process: subprocess.Popen[str] | None = None

@@ -172,8 +172,7 @@ class Host:
                             break
                         except OSError as error:
                             if time.monotonic() > end:
-                                raise HostError(f"cgroup {directory} not removed within {timeout:.0f}s: {error}") \
-                                    from error
+                                raise HostError(f"cgroup {directory} not removed within {timeout:.0f}s: {error}") from error
                             time.sleep(0.1)
 
     @property

@@ -74,8 +74,7 @@ def run_watch(
                 handle("ADDED", obj)
             version = listed["metadata"].get("resourceVersion")
             while not stop.is_set():
-                for event in watch.Watch().stream(list_fn, resource_version=version, timeout_seconds=5,
-                                                  _request_timeout=10):
+                for event in watch.Watch().stream(list_fn, resource_version=version, timeout_seconds=5, _request_timeout=10):
                     obj = as_dict(api, event["object"])
                     version = obj.get("metadata", {}).get("resourceVersion") or version
                     handle(event["type"], obj)
@@ -93,29 +92,48 @@ def run_watch(
 
 def condition(cond_type: str, status: bool, reason: str, message: str = "") -> dict[str, str]:
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    return {"type": cond_type, "status": "True" if status else "False", "reason": reason, "message": message,
-            "lastTransitionTime": now, "lastUpdateTime": now}
+    return {
+        "type": cond_type,
+        "status": "True" if status else "False",
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": now,
+        "lastUpdateTime": now,
+    }
 
 
 def front_service(api: client.ApiClient, namespace: str, name: str, port: int) -> str:
     """Service `name` on port 443 in front of a server of the node (its address, `port`), as the
     vcluster chart puts a Service in front of its pod; returns the ClusterIP pods reach it at."""
     core = client.CoreV1Api(api)
-    service = {"metadata": {"name": name, "namespace": namespace},
-               "spec": {"ports": [{"name": "https", "port": 443, "targetPort": port, "protocol": "TCP"}]}}
+    service = {
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"ports": [{"name": "https", "port": 443, "targetPort": port, "protocol": "TCP"}]},
+    }
     try:
         created = core.create_namespaced_service(namespace, manifest(service))
     except ApiException as err:
         if err.status != 409:
             raise
         created = core.read_namespaced_service(name, namespace)
-    slice_ = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-              "metadata": {"name": f"{name}-node", "namespace": namespace,
-                           "labels": {"kubernetes.io/service-name": name,
-                                      "endpointslice.kubernetes.io/managed-by": "ks-its-sandbox"}},
-              "addressType": "IPv4", "endpoints": [{"addresses": [NODE_IP]}],
-              "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}
+    slice_ = {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {
+            "name": f"{name}-node",
+            "namespace": namespace,
+            "labels": {"kubernetes.io/service-name": name, "endpointslice.kubernetes.io/managed-by": "ks-its-sandbox"},
+        },
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": [NODE_IP]}],
+        "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
+    }
     client.DiscoveryV1Api(api).patch_namespaced_endpoint_slice(
-        f"{name}-node", namespace, slice_, field_manager="ks-its-sandbox", force=True,
-        _content_type="application/apply-patch+yaml")
+        f"{name}-node",
+        namespace,
+        slice_,
+        field_manager="ks-its-sandbox",
+        force=True,
+        _content_type="application/apply-patch+yaml",
+    )
     return str(created.spec.cluster_ip)

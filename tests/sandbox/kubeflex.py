@@ -43,8 +43,9 @@ FAULTS_NAMESPACE, FAULTS_NAME = "kube-system", "sandbox-standins"
 
 
 class KubeFlex:
-    def __init__(self, hosting: ApiServer, etcd: Etcd, on_space: Callable[[ApiServer, str, str], None],
-                 log: Callable[[str], None]) -> None:
+    def __init__(
+        self, hosting: ApiServer, etcd: Etcd, on_space: Callable[[ApiServer, str, str], None], log: Callable[[str], None]
+    ) -> None:
         self.hosting = hosting
         self.etcd = etcd
         self.on_space = on_space
@@ -66,8 +67,10 @@ class KubeFlex:
     def run(self, stop: threading.Event) -> None:
         self._stop = stop
         threading.Thread(target=self._keep_spaces_running, daemon=True, name="kubeflex-spaces").start()
+
         def list_fn(**kw: Any) -> Any:
             return self.custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, **kw)
+
         run_watch(self.api, list_fn, self._handle, stop, "kubeflex", self.log)
         for space in list(self.spaces.values()):
             space.stop()
@@ -124,9 +127,13 @@ class KubeFlex:
         name, cp_type = meta["name"], spec["type"]
         if FINALIZER not in (meta.get("finalizers") or []):
             self.custom.patch_cluster_custom_object(
-                GROUP, VERSION, PLURAL, name,
+                GROUP,
+                VERSION,
+                PLURAL,
+                name,
                 {"metadata": {"finalizers": [*(meta.get("finalizers") or []), FINALIZER]}},
-                _content_type="application/merge-patch+json")
+                _content_type="application/merge-patch+json",
+            )
         namespace = f"{name}-system"
         self._ensure_namespace(namespace, cp)
         faults = self.faults(name)
@@ -150,16 +157,21 @@ class KubeFlex:
             raise ValueError(f"type {cp_type} is not supported by the sandbox")
         # The instant Ready is sent is logged (epoch seconds): make bench measures detection from it.
         ready_at = time.time()
-        self._set_status(name, synced=(True, "ReconcileSuccess", ""), ready=(True, "Available", ""),
-                         secret_ref=secret_ref)
+        self._set_status(name, synced=(True, "ReconcileSuccess", ""), ready=(True, "Available", ""), secret_ref=secret_ref)
         self.log(f"kubeflex: ControlPlane {name} ({cp_type}) Ready ready_at={ready_at:.6f}")
 
     def _ensure_namespace(self, namespace: str, cp: dict[str, Any]) -> None:
         """Create <name>-system. The namespace of a deleted ControlPlane of the same name may still be
         terminating: upstream's creates in it fail (Forbidden) and it requeues until the namespace is
         gone; the stand-in waits for that, then provisions the new space."""
-        owner = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "ControlPlane", "name": cp["metadata"]["name"],
-                 "uid": cp["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}
+        owner = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "ControlPlane",
+            "name": cp["metadata"]["name"],
+            "uid": cp["metadata"]["uid"],
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
         while True:
             try:
                 self.core.create_namespace(manifest({"metadata": {"name": namespace, "ownerReferences": [owner]}}))
@@ -175,8 +187,7 @@ class KubeFlex:
                 raise
             if not existing.metadata.deletion_timestamp:
                 return
-            self._set_status(cp["metadata"]["name"], synced=(False, "ReconcileError",
-                                                             f"namespace {namespace} is terminating"))
+            self._set_status(cp["metadata"]["name"], synced=(False, "ReconcileError", f"namespace {namespace} is terminating"))
             if self._stop.wait(1):
                 raise RuntimeError("stopped")
 
@@ -188,18 +199,21 @@ class KubeFlex:
         except ApiException as err:
             if err.status != 409:
                 raise
-            self.core.patch_namespaced_secret(name, namespace, {"data": encoded},
-                                              _content_type="application/merge-patch+json")
+            self.core.patch_namespaced_secret(name, namespace, {"data": encoded}, _content_type="application/merge-patch+json")
 
     def _vcluster(self, name: str, namespace: str, faults: dict[str, Any]) -> dict[str, str]:
         space = self.spaces.get(name)
         if space is None:
             port = free_port()
             service_ip = front_service(self.api, namespace, "vcluster", port)
-            names = ("vcluster", f"vcluster.{namespace}", f"vcluster.{namespace}.svc",
-                     f"vcluster.{namespace}.svc.cluster.local", service_ip)
-            space = ApiServer(f"space-{name}", self.hosting.root, self.etcd, port=port, hosts=names,
-                              extra_args=APISERVER_ARGS)
+            names = (
+                "vcluster",
+                f"vcluster.{namespace}",
+                f"vcluster.{namespace}.svc",
+                f"vcluster.{namespace}.svc.cluster.local",
+                service_ip,
+            )
+            space = ApiServer(f"space-{name}", self.hosting.root, self.etcd, port=port, hosts=names, extra_args=APISERVER_ARGS)
             with self._starts:
                 space.start()
             self.spaces[name] = space
@@ -215,15 +229,13 @@ class KubeFlex:
         ref = {"name": "vc-vcluster", "namespace": namespace, "key": "config", "inClusterKey": "config-incluster"}
         if delay:
             # The upstream race: Ready is visible before config-incluster is written.
-            self._set_status(name, synced=(True, "ReconcileSuccess", ""), ready=(True, "Available", ""),
-                             secret_ref=ref)
+            self._set_status(name, synced=(True, "ReconcileSuccess", ""), ready=(True, "Available", ""), secret_ref=ref)
             time.sleep(delay)
         self._write_secret(namespace, "vc-vcluster", {"config": external, "config-incluster": incluster})
         return ref
 
     def _token(self, core: client.CoreV1Api, sa: str, namespace: str, seconds: int) -> str:
-        request = client.AuthenticationV1TokenRequest(
-            spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=seconds))
+        request = client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=seconds))
         return str(core.create_namespaced_service_account_token(sa, namespace, request).status.token)
 
     def _host(self, name: str, namespace: str, cp: dict[str, Any]) -> dict[str, str]:
@@ -232,9 +244,11 @@ class KubeFlex:
         except ApiException as err:
             if err.status != 409:
                 raise
-        binding = {"metadata": {"name": f"{name}-binding"},
-                   "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
-                   "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}]}
+        binding = {
+            "metadata": {"name": f"{name}-binding"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
+        }
         try:
             self.rbac.create_cluster_role_binding(manifest(binding))
         except ApiException as err:
@@ -243,12 +257,10 @@ class KubeFlex:
         token = self._token(self.core, name, namespace, int(cp["spec"].get("tokenExpirationSeconds", 31536000)))
         config = kubeconfig("https://kubernetes.default.svc", self.hosting.ca.cert_pem, name, token=token)
         self._write_secret(namespace, "admin-kubeconfig", {"kubeconfig-incluster": config})
-        return {"name": "admin-kubeconfig", "namespace": namespace, "key": "kubeconfig",
-                "inClusterKey": "kubeconfig-incluster"}
+        return {"name": "admin-kubeconfig", "namespace": namespace, "key": "kubeconfig", "inClusterKey": "kubeconfig-incluster"}
 
     def _external(self, name: str, namespace: str, cp: dict[str, Any]) -> dict[str, str]:
-        ref = {"name": "admin-kubeconfig", "namespace": namespace, "key": "kubeconfig",
-               "inClusterKey": "kubeconfig-incluster"}
+        ref = {"name": "admin-kubeconfig", "namespace": namespace, "key": "kubeconfig", "inClusterKey": "kubeconfig-incluster"}
         try:
             self.core.read_namespaced_secret("admin-kubeconfig", namespace)
             return ref  # adopted already: upstream skips everything
@@ -264,8 +276,9 @@ class KubeFlex:
                 break
             except (ApiException, KeyError) as err:
                 why = "not found" if isinstance(err, ApiException) else f"has no key {key}"
-                self._set_status(name, synced=(False, "ReconcileError",
-                                               f"bootstrap secret {boot.get('namespace')}/{boot.get('name')} {why}"))
+                self._set_status(
+                    name, synced=(False, "ReconcileError", f"bootstrap secret {boot.get('namespace')}/{boot.get('name')} {why}")
+                )
                 if self._stop.wait(2):
                     raise RuntimeError("stopped") from err
         external_api = api_client(text)
@@ -276,10 +289,15 @@ class KubeFlex:
             if err.status != 409:
                 raise
         try:
-            client.RbacAuthorizationV1Api(external_api).create_cluster_role_binding(manifest({
-                "metadata": {"name": "kubeflex"},
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
-                "subjects": [{"kind": "ServiceAccount", "name": "kubeflex", "namespace": "kube-system"}]}))
+            client.RbacAuthorizationV1Api(external_api).create_cluster_role_binding(
+                manifest(
+                    {
+                        "metadata": {"name": "kubeflex"},
+                        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+                        "subjects": [{"kind": "ServiceAccount", "name": "kubeflex", "namespace": "kube-system"}],
+                    }
+                )
+            )
         except ApiException as err:
             if err.status != 409:
                 raise
@@ -289,16 +307,28 @@ class KubeFlex:
         boot_config = yaml.safe_load(text)
         context = next(c for c in boot_config["contexts"] if c["name"] == boot_config["current-context"])
         cluster = next(c for c in boot_config["clusters"] if c["name"] == context["context"]["cluster"])
-        config = yaml.safe_dump({
-            "apiVersion": "v1", "kind": "Config", "current-context": name, "clusters": [cluster],
-            "users": [{"name": name, "user": {"token": token}}],
-            "contexts": [{"name": name, "context": {"cluster": cluster["name"], "user": name}}]}, sort_keys=False)
+        config = yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": name,
+                "clusters": [cluster],
+                "users": [{"name": name, "user": {"token": token}}],
+                "contexts": [{"name": name, "context": {"cluster": cluster["name"], "user": name}}],
+            },
+            sort_keys=False,
+        )
         self._write_secret(namespace, "admin-kubeconfig", {"kubeconfig-incluster": config})
         self.core.delete_namespaced_secret(boot["name"], boot["namespace"])
         return ref
 
-    def _set_status(self, name: str, synced: tuple[bool, str, str] | None = None,
-                    ready: tuple[bool, str, str] | None = None, secret_ref: dict[str, str] | None = None) -> None:
+    def _set_status(
+        self,
+        name: str,
+        synced: tuple[bool, str, str] | None = None,
+        ready: tuple[bool, str, str] | None = None,
+        secret_ref: dict[str, str] | None = None,
+    ) -> None:
         try:
             cp = as_dict(self.api, self.custom.get_cluster_custom_object(GROUP, VERSION, PLURAL, name))
         except ApiException:
@@ -316,8 +346,9 @@ class KubeFlex:
         if secret_ref:
             status["secretRef"] = secret_ref
         status["observedGeneration"] = cp["metadata"].get("generation", 1)
-        self.custom.patch_cluster_custom_object_status(GROUP, VERSION, PLURAL, name, {"status": status},
-                                                       _content_type="application/merge-patch+json")
+        self.custom.patch_cluster_custom_object_status(
+            GROUP, VERSION, PLURAL, name, {"status": status}, _content_type="application/merge-patch+json"
+        )
 
     def _delete(self, cp: dict[str, Any]) -> None:
         name = cp["metadata"]["name"]
@@ -328,7 +359,12 @@ class KubeFlex:
             self._provisioning.discard(name)
         finalizers = [f for f in cp["metadata"].get("finalizers") or [] if f != FINALIZER]
         if len(finalizers) != len(cp["metadata"].get("finalizers") or []):
-            self.custom.patch_cluster_custom_object(GROUP, VERSION, PLURAL, name,
-                                                    {"metadata": {"finalizers": finalizers}},
-                                                    _content_type="application/merge-patch+json")
+            self.custom.patch_cluster_custom_object(
+                GROUP,
+                VERSION,
+                PLURAL,
+                name,
+                {"metadata": {"finalizers": finalizers}},
+                _content_type="application/merge-patch+json",
+            )
             self.log(f"kubeflex: ControlPlane {name} deleted")

@@ -58,13 +58,16 @@ class Registry:
         write(d / "tls.crt", serving.cert_pem.decode())
         write(d / "tls.key", serving.key_pem.decode(), 0o600)
         write(self.ca_file, self.ca.cert_pem.decode())
-        config = {"version": 0.1, "log": {"level": "warn", "accesslog": {"disabled": True}},
-                  "storage": {"filesystem": {"rootdirectory": str(self.storage)}, "delete": {"enabled": True}},
-                  "http": {"addr": f"0.0.0.0:{self.port}", "tls": {"certificate": str(d / "tls.crt"),
-                                                                   "key": str(d / "tls.key")}}}
+        config = {
+            "version": 0.1,
+            "log": {"level": "warn", "accesslog": {"disabled": True}},
+            "storage": {"filesystem": {"rootdirectory": str(self.storage)}, "delete": {"enabled": True}},
+            "http": {"addr": f"0.0.0.0:{self.port}", "tls": {"certificate": str(d / "tls.crt"), "key": str(d / "tls.key")}},
+        }
         write(d / "config.yml", yaml.safe_dump(config))
-        self.process = Process("registry", ["docker-registry", "serve", str(d / "config.yml")],
-                               self.root / "logs" / "registry.log")
+        self.process = Process(
+            "registry", ["docker-registry", "serve", str(d / "config.yml")], self.root / "logs" / "registry.log"
+        )
         self.process.start()
         context = ssl.create_default_context(cafile=str(self.ca_file))
         wait_http(self.process, f"https://{self.address}/v2/", context, timeout)
@@ -96,8 +99,11 @@ class Node:
     def _identity(self, name: str, org: str | None = None) -> Path:
         """A kubeconfig of the hosting API server with a client certificate for `name`."""
         pair = self.hosting.ca.issue(name, org=org)
-        return write(self.dir / "kubeconfigs" / f"{name.replace(':', '-')}.kubeconfig",
-                     kubeconfig(self.hosting.url, self.hosting.ca.cert_pem, name, client=pair), 0o600)
+        return write(
+            self.dir / "kubeconfigs" / f"{name.replace(':', '-')}.kubeconfig",
+            kubeconfig(self.hosting.url, self.hosting.ca.cert_pem, name, client=pair),
+            0o600,
+        )
 
     def _start(self, name: str, argv: list[str]) -> Process:
         process = Process(name, argv, self.root / "logs" / f"{name}.log")
@@ -122,21 +128,43 @@ class Node:
     def _containerd(self) -> None:
         d = self.dir / "containerd"
         certs = d / "certs.d" / self.registry.address
-        write(certs / "hosts.toml", f'server = "https://{self.registry.address}"\n'
-                                    f'ca = "{self.registry.ca_file}"\n\n'
-                                    f'[host."https://{self.registry.address}"]\n'
-                                    f'  capabilities = ["pull", "resolve"]\n'
-                                    f'  ca = "{self.registry.ca_file}"\n')
-        cni = write(self.dir / "cni" / "net.d" / "10-sandbox.conflist", json.dumps({
-            "cniVersion": "1.0.0", "name": "ks-its-sandbox",
-            "plugins": [{"type": "bridge", "bridge": "cni0", "isGateway": True, "isDefaultGateway": False,
-                         "ipMasq": False, "hairpinMode": True,
-                         "ipam": {"type": "host-local", "ranges": [[{"subnet": POD_CIDR, "gateway": NODE_IP}]],
-                                  "routes": [{"dst": "0.0.0.0/0"}], "dataDir": str(self.dir / "cni" / "networks")}}],
-        }, indent=2))
+        write(
+            certs / "hosts.toml",
+            f'server = "https://{self.registry.address}"\n'
+            f'ca = "{self.registry.ca_file}"\n\n'
+            f'[host."https://{self.registry.address}"]\n'
+            f'  capabilities = ["pull", "resolve"]\n'
+            f'  ca = "{self.registry.ca_file}"\n',
+        )
+        cni = write(
+            self.dir / "cni" / "net.d" / "10-sandbox.conflist",
+            json.dumps(
+                {
+                    "cniVersion": "1.0.0",
+                    "name": "ks-its-sandbox",
+                    "plugins": [
+                        {
+                            "type": "bridge",
+                            "bridge": "cni0",
+                            "isGateway": True,
+                            "isDefaultGateway": False,
+                            "ipMasq": False,
+                            "hairpinMode": True,
+                            "ipam": {
+                                "type": "host-local",
+                                "ranges": [[{"subnet": POD_CIDR, "gateway": NODE_IP}]],
+                                "routes": [{"dst": "0.0.0.0/0"}],
+                                "dataDir": str(self.dir / "cni" / "networks"),
+                            },
+                        }
+                    ],
+                },
+                indent=2,
+            ),
+        )
         config = f"""version = 2
-root = "{d / 'root'}"
-state = "{d / 'state'}"
+root = "{d / "root"}"
+state = "{d / "state"}"
 disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
                     "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper",
                     "io.containerd.internal.v1.opt", "io.containerd.tracing.processor.v1.otlp"]
@@ -161,7 +189,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     bin_dir = "{CNI_PLUGINS}"
     conf_dir = "{cni.parent}"
   [plugins."io.containerd.grpc.v1.cri".registry]
-    config_path = "{d / 'certs.d'}"
+    config_path = "{d / "certs.d"}"
 """
         path = write(d / "config.toml", config)
         process = self._start("containerd", ["containerd", "--config", str(path)])
@@ -177,45 +205,82 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         d = self.dir / "kubelet"
         write(d / "ca.crt", self.hosting.ca.cert_pem.decode())
         config = {
-            "apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
+            "apiVersion": "kubelet.config.k8s.io/v1beta1",
+            "kind": "KubeletConfiguration",
             # This machine's cgroups are v1 with cgroup2 beside them (hybrid); crun refuses it, runc works.
-            "failCgroupV1": False, "cgroupDriver": "cgroupfs", "cgroupRoot": self.host.kubelet_cgroup_root,
+            "failCgroupV1": False,
+            "cgroupDriver": "cgroupfs",
+            "cgroupRoot": self.host.kubelet_cgroup_root,
             "containerRuntimeEndpoint": f"unix://{self.containerd_socket}",
-            "authentication": {"anonymous": {"enabled": False}, "webhook": {"enabled": True},
-                               "x509": {"clientCAFile": str(d / "ca.crt")}},
+            "authentication": {
+                "anonymous": {"enabled": False},
+                "webhook": {"enabled": True},
+                "x509": {"clientCAFile": str(d / "ca.crt")},
+            },
             "authorization": {"mode": "Webhook"},
-            "clusterDomain": "cluster.local", "clusterDNS": [DNS_SERVICE_IP],
+            "clusterDomain": "cluster.local",
+            "clusterDNS": [DNS_SERVICE_IP],
             "resolvConf": "",  # pods get cluster DNS only; nothing outside resolves or is reachable
             # Images come from the sandbox's registry with no pull secret; verifying cached
             # credentials would refuse an image this node pulled before.
             "imagePullCredentialsVerificationPolicy": "NeverVerify",
-            "serializeImagePulls": False, "maxParallelImagePulls": 3, "failSwapOn": False, "maxPods": 250,
+            "serializeImagePulls": False,
+            "maxParallelImagePulls": 3,
+            "failSwapOn": False,
+            "maxPods": 250,
             "oomScoreAdj": 0,  # no CAP_SYS_RESOURCE to lower it
             "protectKernelDefaults": False,  # it sets a few host sysctls: Host saves and restores them
             # A sandbox on a shared disk: do not evict pods for the machine's disk or memory use.
-            "evictionHard": {"memory.available": "0%", "nodefs.available": "0%", "nodefs.inodesFree": "0%",
-                             "imagefs.available": "0%", "imagefs.inodesFree": "0%"},
-            "imageGCHighThresholdPercent": 100, "imageGCLowThresholdPercent": 99,
-            "podLogsDir": str(d / "pod-logs"), "healthzPort": free_port(), "port": free_port(),
-            "readOnlyPort": 0, "staticPodPath": "", "volumePluginDir": str(d / "volume-plugins"),
+            "evictionHard": {
+                "memory.available": "0%",
+                "nodefs.available": "0%",
+                "nodefs.inodesFree": "0%",
+                "imagefs.available": "0%",
+                "imagefs.inodesFree": "0%",
+            },
+            "imageGCHighThresholdPercent": 100,
+            "imageGCLowThresholdPercent": 99,
+            "podLogsDir": str(d / "pod-logs"),
+            "healthzPort": free_port(),
+            "port": free_port(),
+            "readOnlyPort": 0,
+            "staticPodPath": "",
+            "volumePluginDir": str(d / "volume-plugins"),
             "shutdownGracePeriod": "0s",
         }
         path = write(d / "config.yaml", yaml.safe_dump(config))
         identity = self._identity(f"system:node:{NODE_NAME}", org="system:nodes")
-        self._start("kubelet", [
-            tool("kubelet"), f"--config={path}", f"--kubeconfig={identity}", f"--hostname-override={NODE_NAME}",
-            f"--node-ip={NODE_IP}", f"--root-dir={d / 'root'}", f"--cert-dir={d / 'pki'}", "--v=1"])
+        self._start(
+            "kubelet",
+            [
+                tool("kubelet"),
+                f"--config={path}",
+                f"--kubeconfig={identity}",
+                f"--hostname-override={NODE_NAME}",
+                f"--node-ip={NODE_IP}",
+                f"--root-dir={d / 'root'}",
+                f"--cert-dir={d / 'pki'}",
+                "--v=1",
+            ],
+        )
 
     def _scheduler(self) -> None:
         identity = self._identity("system:kube-scheduler")
-        self._start("kube-scheduler", [
-            tool("kube-scheduler"), f"--kubeconfig={identity}", f"--authentication-kubeconfig={identity}",
-            f"--authorization-kubeconfig={identity}", "--leader-elect=false", "--bind-address=127.0.0.1",
-            f"--secure-port={free_port()}"])
+        self._start(
+            "kube-scheduler",
+            [
+                tool("kube-scheduler"),
+                f"--kubeconfig={identity}",
+                f"--authentication-kubeconfig={identity}",
+                f"--authorization-kubeconfig={identity}",
+                "--leader-elect=false",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={free_port()}",
+            ],
+        )
 
     def _wait_node_ready(self, timeout: float = 120) -> None:
         from kubernetes import client
-
 
         core = client.CoreV1Api(api_client(self.hosting.admin_kubeconfig()))
         end = time.monotonic() + timeout
@@ -227,20 +292,26 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
             if node and any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or []):
                 return
             time.sleep(0.5)
-        raise StartError(f"node {NODE_NAME} did not become Ready within {timeout:.0f}s; log: "
-                         f"{self.root / 'logs' / 'kubelet.log'}")
+        raise StartError(
+            f"node {NODE_NAME} did not become Ready within {timeout:.0f}s; log: {self.root / 'logs' / 'kubelet.log'}"
+        )
 
     # --- Service routing and cluster DNS ---------------------------------------------------------
 
     def _kube_proxy(self) -> None:
         identity = self._identity("system:kube-proxy")
         config = {
-            "apiVersion": "kubeproxy.config.k8s.io/v1alpha1", "kind": "KubeProxyConfiguration",
-            "mode": "iptables", "clientConnection": {"kubeconfig": str(identity)}, "hostnameOverride": NODE_NAME,
-            "clusterCIDR": POD_CIDR, "iptables": {"masqueradeAll": False, "localhostNodePorts": False},
+            "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
+            "kind": "KubeProxyConfiguration",
+            "mode": "iptables",
+            "clientConnection": {"kubeconfig": str(identity)},
+            "hostnameOverride": NODE_NAME,
+            "clusterCIDR": POD_CIDR,
+            "iptables": {"masqueradeAll": False, "localhostNodePorts": False},
             # nf_conntrack_max is read-only in a network namespace: leave conntrack as it is.
             "conntrack": {"maxPerCore": 0, "min": 0, "tcpEstablishedTimeout": "0s", "tcpCloseWaitTimeout": "0s"},
-            "oomScoreAdj": 0, "healthzBindAddress": f"127.0.0.1:{free_port()}",
+            "oomScoreAdj": 0,
+            "healthzBindAddress": f"127.0.0.1:{free_port()}",
             "metricsBindAddress": f"127.0.0.1:{free_port()}",
         }
         path = write(self.dir / "kube-proxy" / "config.yaml", yaml.safe_dump(config))
@@ -275,7 +346,6 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         wait_http(process, f"http://127.0.0.1:{ready}/ready", None, 60)
 
 
-
 class LogKeeper:
     """Keeps a copy of every container log of the node once its containers end: Helm and the tests
     delete finished hook pods, and the kubelet their logs with them, while the secret scan reads every
@@ -292,8 +362,14 @@ class LogKeeper:
     def run(self, stop: threading.Event) -> None:
         self.hooks.mkdir(parents=True, exist_ok=True)
         self.workloads.mkdir(parents=True, exist_ok=True)
-        run_watch(self.api, client.CoreV1Api(self.api).list_pod_for_all_namespaces, self._handle, stop,
-                  "log-keeper", lambda message: None)
+        run_watch(
+            self.api,
+            client.CoreV1Api(self.api).list_pod_for_all_namespaces,
+            self._handle,
+            stop,
+            "log-keeper",
+            lambda message: None,
+        )
 
     def _handle(self, event: str, pod: dict[str, Any]) -> None:
         statuses = (pod.get("status") or {}).get("containerStatuses") or []

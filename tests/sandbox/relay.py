@@ -27,15 +27,24 @@ class Relays:
     def add(self, port: int, timeout: float = 10) -> None:
         sock = self.root / "relays" / f"{port}.sock"
         sock.parent.mkdir(parents=True, exist_ok=True)
-        inside = Process(f"relay {port} (namespace side)",
-                         ["socat", f"UNIX-LISTEN:{sock},fork,unlink-early,mode=600", f"TCP:127.0.0.1:{port}"],
-                         self.root / "logs" / "relays.log")
+        inside = Process(
+            f"relay {port} (namespace side)",
+            ["socat", f"UNIX-LISTEN:{sock},fork,unlink-early,mode=600", f"TCP:127.0.0.1:{port}"],
+            self.root / "logs" / "relays.log",
+        )
         inside.start()
         host_ns = f"/proc/{os.getpid()}/fd/{self.host_netns_fd}"
-        outside = Process(f"relay {port} (machine side)",
-                          ["nsenter", f"--net={host_ns}", "socat",
-                           f"TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr", f"UNIX-CONNECT:{sock}"],
-                          self.root / "logs" / "relays.log")
+        outside = Process(
+            f"relay {port} (machine side)",
+            [
+                "nsenter",
+                f"--net={host_ns}",
+                "socat",
+                f"TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr",
+                f"UNIX-CONNECT:{sock}",
+            ],
+            self.root / "logs" / "relays.log",
+        )
         outside.start(pass_fds=(self.host_netns_fd,))
         self.processes += [inside, outside]
         self.ports.append(port)
@@ -52,7 +61,6 @@ class Relays:
     def stop(self) -> None:
         for process in self.processes:
             process.stop(timeout=2)
-
 
 
 def _listening_on_machine(port: int) -> bool:

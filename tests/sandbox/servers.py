@@ -38,8 +38,6 @@ class StartError(RuntimeError):
     """A server did not start; str() is one line naming it and its log."""
 
 
-
-
 def module_dir(module: str, version: str) -> Path:
     """A Go module's source as downloaded by ci/tools.sh."""
     path = REPO / ".cache" / "go" / "mod" / f"{module}@{version}"
@@ -80,9 +78,12 @@ def kubeconfig(server: str, ca_pem: bytes, name: str, client: KeyPair | None = N
     if token is not None:
         user["token"] = token
     document = {
-        "apiVersion": "v1", "kind": "Config", "current-context": name,
-        "clusters": [{"name": name, "cluster": {"server": server,
-                                                "certificate-authority-data": base64.b64encode(ca_pem).decode()}}],
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": name,
+        "clusters": [
+            {"name": name, "cluster": {"server": server, "certificate-authority-data": base64.b64encode(ca_pem).decode()}}
+        ],
         "users": [{"name": name, "user": user}],
         "contexts": [{"name": name, "context": {"cluster": name, "user": name}}],
     }
@@ -101,8 +102,9 @@ class Process:
     def start(self, pass_fds: tuple[int, ...] = ()) -> None:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as out:
-            self.popen = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                          pass_fds=pass_fds, env=self.env)
+            self.popen = subprocess.Popen(
+                self.argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, pass_fds=pass_fds, env=self.env
+            )
 
     def alive(self) -> bool:
         return self.popen is not None and self.popen.poll() is None
@@ -160,14 +162,24 @@ class Etcd:
         self.port, peer = free_port(), free_port()
         data = self.root / "etcd-data"
         data.mkdir(parents=True, exist_ok=True)
-        self.process = Process("etcd", [
-            tool("etcd"), "--name=sandbox", f"--data-dir={data}",
-            f"--listen-client-urls={self.url}", f"--advertise-client-urls={self.url}",
-            f"--listen-peer-urls=http://127.0.0.1:{peer}", f"--initial-advertise-peer-urls=http://127.0.0.1:{peer}",
-            f"--initial-cluster=sandbox=http://127.0.0.1:{peer}", "--log-level=warn", "--quota-backend-bytes=4294967296",
-            # The sandbox is disposable: trade durability for speed on a small machine.
-            "--unsafe-no-fsync",
-        ], self.root / "logs" / "etcd.log")
+        self.process = Process(
+            "etcd",
+            [
+                tool("etcd"),
+                "--name=sandbox",
+                f"--data-dir={data}",
+                f"--listen-client-urls={self.url}",
+                f"--advertise-client-urls={self.url}",
+                f"--listen-peer-urls=http://127.0.0.1:{peer}",
+                f"--initial-advertise-peer-urls=http://127.0.0.1:{peer}",
+                f"--initial-cluster=sandbox=http://127.0.0.1:{peer}",
+                "--log-level=warn",
+                "--quota-backend-bytes=4294967296",
+                # The sandbox is disposable: trade durability for speed on a small machine.
+                "--unsafe-no-fsync",
+            ],
+            self.root / "logs" / "etcd.log",
+        )
         self.process.start()
         wait_http(self.process, f"{self.url}/health", None, timeout)
 
@@ -188,7 +200,8 @@ class Etcd:
     def _gateway(self, call: str, body: dict[str, object]) -> dict[str, Any]:
         """etcd's JSON gateway to its v3 KV API (no etcdctl in the toolchain)."""
         request = urllib.request.Request(  # noqa: S310  (loopback http, our own etcd)
-            f"{self.url}/v3/kv/{call}", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+            f"{self.url}/v3/kv/{call}", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
             result: dict[str, Any] = json.loads(response.read())
         return result
@@ -233,9 +246,13 @@ class ApiServer:
         self.dir.mkdir(parents=True, exist_ok=True)
         serving = self.ca.issue("kube-apiserver", server=True, hosts=(NODE_IP, *self.hosts))
         self.admin = self.ca.issue("sandbox-admin", org="system:masters")
-        for filename, data in (("ca.crt", self.ca.cert_pem), ("ca.key", self.ca.key_pem),
-                               ("serving.crt", serving.cert_pem), ("serving.key", serving.key_pem),
-                               ("audit-policy.yaml", AUDIT_POLICY.encode())):
+        for filename, data in (
+            ("ca.crt", self.ca.cert_pem),
+            ("ca.key", self.ca.key_pem),
+            ("serving.crt", serving.cert_pem),
+            ("serving.key", serving.key_pem),
+            ("audit-policy.yaml", AUDIT_POLICY.encode()),
+        ):
             (self.dir / filename).write_bytes(data)
         for secret in ("ca.key", "serving.key"):
             (self.dir / secret).chmod(0o600)
@@ -249,24 +266,41 @@ class ApiServer:
         d = self.dir
         (d / "admin.kubeconfig").write_text(self.admin_kubeconfig())
         (d / "admin.kubeconfig").chmod(0o600)
-        self.process = Process(f"kube-apiserver ({self.name})", [
-            tool("kube-apiserver"), f"--etcd-servers={self.etcd.url}", f"--etcd-prefix=/sandbox/{self.name}",
-            # Every address of the sandbox's namespace: loopback for its processes and the machine's
-            # relay, the node's address for pods (through Services) and the node's processes.
-            "--bind-address=0.0.0.0", f"--advertise-address={NODE_IP}", f"--secure-port={self.port}",
-            f"--tls-cert-file={d / 'serving.crt'}", f"--tls-private-key-file={d / 'serving.key'}",
-            f"--client-ca-file={d / 'ca.crt'}", f"--cert-dir={d / 'certs'}",
-            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-            f"--service-account-key-file={d / 'sa.pub'}", f"--service-account-signing-key-file={d / 'sa.key'}",
-            "--service-cluster-ip-range=10.96.0.0/16", "--authorization-mode=RBAC",
-            "--enable-admission-plugins=NamespaceLifecycle,ServiceAccount,PodSecurity",
-            # Client certificates of the CA, for the API server's own calls to kubelets.
-            f"--kubelet-client-certificate={d / 'admin.crt'}", f"--kubelet-client-key={d / 'admin.key'}",
-            f"--audit-policy-file={d / 'audit-policy.yaml'}", f"--audit-log-path={self.audit_log}",
-            "--audit-log-format=json", "--audit-log-mode=blocking",
-            "--endpoint-reconciler-type=none", "--enable-priority-and-fairness=false", "--profiling=false",
-            f"--watch-cache={str(self.watch_cache).lower()}",
-        ], self.root / "logs" / f"kube-apiserver-{self.name}.log")
+        self.process = Process(
+            f"kube-apiserver ({self.name})",
+            [
+                tool("kube-apiserver"),
+                f"--etcd-servers={self.etcd.url}",
+                f"--etcd-prefix=/sandbox/{self.name}",
+                # Every address of the sandbox's namespace: loopback for its processes and the machine's
+                # relay, the node's address for pods (through Services) and the node's processes.
+                "--bind-address=0.0.0.0",
+                f"--advertise-address={NODE_IP}",
+                f"--secure-port={self.port}",
+                f"--tls-cert-file={d / 'serving.crt'}",
+                f"--tls-private-key-file={d / 'serving.key'}",
+                f"--client-ca-file={d / 'ca.crt'}",
+                f"--cert-dir={d / 'certs'}",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                f"--service-account-key-file={d / 'sa.pub'}",
+                f"--service-account-signing-key-file={d / 'sa.key'}",
+                "--service-cluster-ip-range=10.96.0.0/16",
+                "--authorization-mode=RBAC",
+                "--enable-admission-plugins=NamespaceLifecycle,ServiceAccount,PodSecurity",
+                # Client certificates of the CA, for the API server's own calls to kubelets.
+                f"--kubelet-client-certificate={d / 'admin.crt'}",
+                f"--kubelet-client-key={d / 'admin.key'}",
+                f"--audit-policy-file={d / 'audit-policy.yaml'}",
+                f"--audit-log-path={self.audit_log}",
+                "--audit-log-format=json",
+                "--audit-log-mode=blocking",
+                "--endpoint-reconciler-type=none",
+                "--enable-priority-and-fairness=false",
+                "--profiling=false",
+                f"--watch-cache={str(self.watch_cache).lower()}",
+            ],
+            self.root / "logs" / f"kube-apiserver-{self.name}.log",
+        )
         self.process.argv = with_overrides(self.process.argv, self.extra_args)
         self._admin_files()
         self.process.start()
@@ -308,19 +342,30 @@ class ControllerManager:
 
     def start(self, timeout: float = 60) -> None:
         d = self.apiserver.dir
-        self.process = Process(f"kube-controller-manager ({self.apiserver.name})", [
-            tool("kube-controller-manager"), f"--kubeconfig={d / 'admin.kubeconfig'}",
-            f"--controllers={','.join(self.controllers)}", f"--root-ca-file={d / 'ca.crt'}", *self.extra_args,
-            "--leader-elect=false", "--bind-address=127.0.0.1", f"--secure-port={free_port()}",
-            f"--authentication-kubeconfig={d / 'admin.kubeconfig'}",
-            f"--authorization-kubeconfig={d / 'admin.kubeconfig'}",
-            f"--cert-dir={d / 'kcm-certs'}", "--concurrent-job-syncs=20",
-        ], self.apiserver.root / "logs" / f"kube-controller-manager-{self.apiserver.name}.log")
+        self.process = Process(
+            f"kube-controller-manager ({self.apiserver.name})",
+            [
+                tool("kube-controller-manager"),
+                f"--kubeconfig={d / 'admin.kubeconfig'}",
+                f"--controllers={','.join(self.controllers)}",
+                f"--root-ca-file={d / 'ca.crt'}",
+                *self.extra_args,
+                "--leader-elect=false",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={free_port()}",
+                f"--authentication-kubeconfig={d / 'admin.kubeconfig'}",
+                f"--authorization-kubeconfig={d / 'admin.kubeconfig'}",
+                f"--cert-dir={d / 'kcm-certs'}",
+                "--concurrent-job-syncs=20",
+            ],
+            self.apiserver.root / "logs" / f"kube-controller-manager-{self.apiserver.name}.log",
+        )
         self.process.start()
         end = time.monotonic() + timeout
         while time.monotonic() < end and self.process.alive():
-            if "Started controller" in self.process.log.read_text(errors="replace") or \
-               "Starting controller" in self.process.log.read_text(errors="replace"):
+            if "Started controller" in self.process.log.read_text(
+                errors="replace"
+            ) or "Starting controller" in self.process.log.read_text(errors="replace"):
                 return
             time.sleep(0.2)
         raise self.process.fail("did not start its controllers")

@@ -60,14 +60,23 @@ HOOK_IMAGE = f"kubestellar/ks-its-hooks:{yaml_value(REPO / 'chart' / 'Chart.yaml
 HOSTING_NAMES = ("kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local")
 # The hosting cluster runs what a real one does for the chart and the node: Jobs, Deployments,
 # EndpointSlices, namespaces, garbage collection, ServiceAccounts, aggregated ClusterRoles.
-HOSTING_CONTROLLERS = ("job-controller", "namespace-controller", "garbage-collector-controller",
-                       "serviceaccount-controller", "ttl-after-finished-controller", "pod-garbage-collector-controller",
-                       "root-ca-certificate-publisher-controller", "deployment-controller", "replicaset-controller",
-                       "endpointslice-controller", "clusterrole-aggregation-controller",
-                       # Lifts the not-ready taint the kubelet registers the node with, once it is Ready.
-                       "node-lifecycle-controller",
-                       # A host ITS's hub signs its managed clusters' client certificates.
-                       "certificatesigningrequest-signing-controller")
+HOSTING_CONTROLLERS = (
+    "job-controller",
+    "namespace-controller",
+    "garbage-collector-controller",
+    "serviceaccount-controller",
+    "ttl-after-finished-controller",
+    "pod-garbage-collector-controller",
+    "root-ca-certificate-publisher-controller",
+    "deployment-controller",
+    "replicaset-controller",
+    "endpointslice-controller",
+    "clusterrole-aggregation-controller",
+    # Lifts the not-ready taint the kubelet registers the node with, once it is Ready.
+    "node-lifecycle-controller",
+    # A host ITS's hub signs its managed clusters' client certificates.
+    "certificatesigningrequest-signing-controller",
+)
 
 
 def pushed_images() -> list[tuple[Path, str]]:
@@ -89,16 +98,28 @@ class Supervisor:
         self.relays = Relays(root, machine_netns_fd)
         self.stop_event = threading.Event()
         self.etcd = Etcd(root)
-        self.hosting = ApiServer("hosting", root, self.etcd, hosts=(NODE_IP, KUBERNETES_SERVICE_IP, *HOSTING_NAMES),
-                                 extra_args=(
-                                     "--endpoint-reconciler-type=lease", f"--service-cluster-ip-range={SERVICE_CIDR}",
-                                     "--authorization-mode=Node,RBAC",
-                                     "--enable-admission-plugins=NamespaceLifecycle,ServiceAccount,PodSecurity,"
-                                     "NodeRestriction,Priority,DefaultTolerationSeconds",
-                                     "--kubelet-preferred-address-types=InternalIP"))
-        self.kcm = ControllerManager(self.hosting, HOSTING_CONTROLLERS, extra_args=(
-            f"--cluster-signing-cert-file={self.hosting.dir / 'ca.crt'}",
-            f"--cluster-signing-key-file={self.hosting.dir / 'ca.key'}"))
+        self.hosting = ApiServer(
+            "hosting",
+            root,
+            self.etcd,
+            hosts=(NODE_IP, KUBERNETES_SERVICE_IP, *HOSTING_NAMES),
+            extra_args=(
+                "--endpoint-reconciler-type=lease",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                "--authorization-mode=Node,RBAC",
+                "--enable-admission-plugins=NamespaceLifecycle,ServiceAccount,PodSecurity,"
+                "NodeRestriction,Priority,DefaultTolerationSeconds",
+                "--kubelet-preferred-address-types=InternalIP",
+            ),
+        )
+        self.kcm = ControllerManager(
+            self.hosting,
+            HOSTING_CONTROLLERS,
+            extra_args=(
+                f"--cluster-signing-cert-file={self.hosting.dir / 'ca.crt'}",
+                f"--cluster-signing-key-file={self.hosting.dir / 'ca.key'}",
+            ),
+        )
         self.clusters: Clusters | None = None
         self.registry = Registry(root, CertificateAuthority("sandbox-registry"), REGISTRY_STORAGE)
         self.node: Node | None = None
@@ -119,26 +140,58 @@ class Supervisor:
         VirtualCluster(apiserver, self.api, namespace, "vcluster", service_ip, self.log).start()
 
     def _kubectl(self, *args: str) -> None:
-        subprocess.run([tool("kubectl"), "--kubeconfig", str(self.hosting.dir / "admin.kubeconfig"), *args],
-                       check=True, capture_output=True, timeout=120)
+        subprocess.run(
+            [tool("kubectl"), "--kubeconfig", str(self.hosting.dir / "admin.kubeconfig"), *args],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
 
     def _push_images(self) -> None:
         certs = self.registry.ca_file.parent
         for archive, ref in pushed_images():
-            subprocess.run(["skopeo", "copy", "--quiet", f"--dest-cert-dir={certs}", f"oci-archive:{archive}",
-                            f"docker://{self.registry.address}/{ref}"], check=True, capture_output=True, timeout=300)
+            subprocess.run(
+                [
+                    "skopeo",
+                    "copy",
+                    "--quiet",
+                    f"--dest-cert-dir={certs}",
+                    f"oci-archive:{archive}",
+                    f"docker://{self.registry.address}/{ref}",
+                ],
+                check=True,
+                capture_output=True,
+                timeout=300,
+            )
 
     def _push_charts(self) -> None:
         """The status add-on stand-in chart, at the version upstream pins, as `helm push` publishes it."""
         with tempfile.TemporaryDirectory(prefix="charts-") as work:
             env = {**os.environ, **{f"HELM_{kind}_HOME": f"{work}/{kind.lower()}" for kind in ("CACHE", "CONFIG", "DATA")}}
             helm = [tool("helm")]
-            packaged = subprocess.run([*helm, "package", str(STATUS_ADDON_CHART), "--destination", work], env=env,
-                                      check=True, capture_output=True, text=True, timeout=60)
+            packaged = subprocess.run(
+                [*helm, "package", str(STATUS_ADDON_CHART), "--destination", work],
+                env=env,
+                check=True,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
             archive = packaged.stdout.strip().rsplit(" ", 1)[-1]
-            subprocess.run([*helm, "push", archive, f"oci://{self.registry.address}/{CHARTS_REPOSITORY}",
-                            "--ca-file", str(self.registry.ca_file)], env=env, check=True, capture_output=True,
-                           timeout=60)
+            subprocess.run(
+                [
+                    *helm,
+                    "push",
+                    archive,
+                    f"oci://{self.registry.address}/{CHARTS_REPOSITORY}",
+                    "--ca-file",
+                    str(self.registry.ca_file),
+                ],
+                env=env,
+                check=True,
+                capture_output=True,
+                timeout=60,
+            )
 
     def start(self) -> None:
         began = time.monotonic()
@@ -154,11 +207,21 @@ class Supervisor:
         self._push_charts()
         crds = module_dir("github.com/kubestellar/kubeflex", pinned("KUBEFLEX_VERSION")) / "config" / "crd" / "bases"
         self._kubectl("apply", "--server-side", "-f", str(crds), "-f", str(CLUSTER_DNS))
-        self._kubectl("wait", "--for=condition=Established", "crd/controlplanes.tenancy.kflex.kubestellar.org",
-                      "crd/postcreatehooks.tenancy.kflex.kubestellar.org", "--timeout=60s")
+        self._kubectl(
+            "wait",
+            "--for=condition=Established",
+            "crd/controlplanes.tenancy.kflex.kubestellar.org",
+            "crd/postcreatehooks.tenancy.kflex.kubestellar.org",
+            "--timeout=60s",
+        )
         self._kubectl("create", "configmap", FAULTS_NAME, "-n", FAULTS_NAMESPACE)
-        self.node = Node(self.root, self.host, self.hosting, self.registry,
-                         pause_image=f"{self.registry.address}/pause:{pinned('PAUSE_VERSION')}")
+        self.node = Node(
+            self.root,
+            self.host,
+            self.hosting,
+            self.registry,
+            pause_image=f"{self.registry.address}/pause:{pinned('PAUSE_VERSION')}",
+        )
         self.node.start()
         self._thread("log-keeper", LogKeeper(self.node, self.api, HOOK_IMAGE).run)
         self.kubeflex = KubeFlex(self.hosting, self.etcd, self._on_space, self.log)
@@ -168,14 +231,21 @@ class Supervisor:
         self.argocd = ArgoCD(self.root, self.hosting, self.api, self.registry, self.relays, self.log)
         self._thread("argocd", self.argocd.run)
         self._write_access()
-        state = {"pid": os.getpid(), "hosting": self.hosting.url,
-                 "etcd": self.etcd.url, "registry": self.registry.address, "registry_ca": str(self.registry.ca_file),
-                 # Pods reach the registry at the node's address.
-                 "status_addon_chart": f"oci://{NODE_IP}:{self.registry.port}/{CHARTS_REPOSITORY}/"
-                                       f"{STATUS_ADDON_CHART.name}",
-                 "shell_image": next(f"{self.registry.address}/{ref}" for _, ref in pushed_images()
-                                     if ref.startswith("sandbox/shell:")),
-                 "netns": self.host.netns, "node_ip": NODE_IP, "started_s": round(time.monotonic() - began, 1)}
+        state = {
+            "pid": os.getpid(),
+            "hosting": self.hosting.url,
+            "etcd": self.etcd.url,
+            "registry": self.registry.address,
+            "registry_ca": str(self.registry.ca_file),
+            # Pods reach the registry at the node's address.
+            "status_addon_chart": f"oci://{NODE_IP}:{self.registry.port}/{CHARTS_REPOSITORY}/{STATUS_ADDON_CHART.name}",
+            "shell_image": next(
+                f"{self.registry.address}/{ref}" for _, ref in pushed_images() if ref.startswith("sandbox/shell:")
+            ),
+            "netns": self.host.netns,
+            "node_ip": NODE_IP,
+            "started_s": round(time.monotonic() - began, 1),
+        }
         (self.root / "state.json").write_text(json.dumps(state, indent=2))
         self.log(f"sandbox: up in {state['started_s']}s: hosting {self.hosting.url}, registry {self.registry.address}")
 
@@ -190,8 +260,11 @@ class Supervisor:
         run's teardown), then etcd, which they all write to."""
         self.stop_event.set()
         spaces = list(self.kubeflex.spaces.values()) if self.kubeflex else []
-        parts = [part for part in (self.argocd, self.node, self.relays, self.kcm, self.clusters, self.hosting,
-                                   self.registry, *spaces) if part is not None]
+        parts = [
+            part
+            for part in (self.argocd, self.node, self.relays, self.kcm, self.clusters, self.hosting, self.registry, *spaces)
+            if part is not None
+        ]
         with ThreadPoolExecutor(max_workers=len(parts)) as pool:
             list(pool.map(lambda part: part.stop(), parts))
         if self.etcd.process:
@@ -203,12 +276,31 @@ def self_check(root: Path) -> None:
     API server build can serve a broken OpenAPI document, and a node that cannot run pods fails
     every test later and less clearly."""
     current = state(root) or {}
-    env = dict(os.environ, KUBECONFIG=str(root / "kubeconfig"), HELM_CACHE_HOME=str(root / "helm-cache"),
-               HELM_CONFIG_HOME=str(root / "helm-config"), HELM_DATA_HOME=str(root / "helm-data"))
+    env = dict(
+        os.environ,
+        KUBECONFIG=str(root / "kubeconfig"),
+        HELM_CACHE_HOME=str(root / "helm-cache"),
+        HELM_CONFIG_HOME=str(root / "helm-config"),
+        HELM_DATA_HOME=str(root / "helm-data"),
+    )
     helm = tool("helm")
-    for argv in ([helm, "install", "selfcheck", str(SELF_CHECK_CHART), "-n", "sandbox-selfcheck", "--create-namespace",
-                  "--wait", "--timeout", "180s", "--set", f"image={current.get('registry')}/{HOOK_IMAGE}"],
-                 [helm, "uninstall", "selfcheck", "-n", "sandbox-selfcheck", "--wait"]):
+    for argv in (
+        [
+            helm,
+            "install",
+            "selfcheck",
+            str(SELF_CHECK_CHART),
+            "-n",
+            "sandbox-selfcheck",
+            "--create-namespace",
+            "--wait",
+            "--timeout",
+            "180s",
+            "--set",
+            f"image={current.get('registry')}/{HOOK_IMAGE}",
+        ],
+        [helm, "uninstall", "selfcheck", "-n", "sandbox-selfcheck", "--wait"],
+    ):
         result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=240, check=False)
         if result.returncode != 0:
             last = (result.stderr.strip().splitlines() or ["no output"])[-1]
@@ -261,9 +353,15 @@ def up(root: Path, lifeline: int | None = None, timeout: float = 300) -> dict[st
         fds.append(lifeline)
     try:
         with open(log, "ab") as out:
-            proc = subprocess.Popen(host.join_cgroup_argv(*host.in_netns(*argv)), cwd=REPO, stdout=out,
-                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-                                    pass_fds=fds)
+            proc = subprocess.Popen(
+                host.join_cgroup_argv(*host.in_netns(*argv)),
+                cwd=REPO,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                pass_fds=fds,
+            )
     finally:
         os.close(machine_netns)
     (root / "supervisor.pid").write_text(str(proc.pid))
@@ -295,12 +393,14 @@ def serve(root: Path, machine_netns_fd: int, lifeline: int | None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
     if lifeline is not None:
+
         def watch_lifeline() -> None:
             with contextlib.suppress(OSError):
                 while os.read(lifeline, 1):
                     pass
             orphaned.set()
             stopping.set()
+
         threading.Thread(target=watch_lifeline, daemon=True, name="lifeline").start()
     try:
         sandbox.start()

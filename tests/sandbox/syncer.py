@@ -34,13 +34,28 @@ from .kube import api_client, manifest, or_none, run_watch
 from .servers import ApiServer
 
 MANAGED_BY = "vcluster.loft.sh/managed-by"
-OBJECT_NAME, OBJECT_NAMESPACE, OBJECT_UID = ("vcluster.loft.sh/object-name", "vcluster.loft.sh/object-namespace",
-                                             "vcluster.loft.sh/object-uid")
+OBJECT_NAME, OBJECT_NAMESPACE, OBJECT_UID = (
+    "vcluster.loft.sh/object-name",
+    "vcluster.loft.sh/object-namespace",
+    "vcluster.loft.sh/object-uid",
+)
 FAKE_NODE = "ks-its-node"
 TOKEN_SECONDS = 24 * 3600
 # Status fields the host pod's kubelet reports, copied to the virtual pod.
-STATUS_FIELDS = ("phase", "conditions", "message", "reason", "hostIP", "hostIPs", "podIP", "podIPs", "startTime",
-                 "containerStatuses", "initContainerStatuses", "qosClass")
+STATUS_FIELDS = (
+    "phase",
+    "conditions",
+    "message",
+    "reason",
+    "hostIP",
+    "hostIPs",
+    "podIP",
+    "podIPs",
+    "startTime",
+    "containerStatuses",
+    "initContainerStatuses",
+    "qosClass",
+)
 
 
 def host_name(name: str, namespace: str, suffix: str) -> str:
@@ -52,8 +67,15 @@ def host_name(name: str, namespace: str, suffix: str) -> str:
 
 
 class PodSyncer:
-    def __init__(self, virtual: ApiServer, hosting: client.ApiClient, host_namespace: str, suffix: str,
-                 service_ip: str, log: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        virtual: ApiServer,
+        hosting: client.ApiClient,
+        host_namespace: str,
+        suffix: str,
+        service_ip: str,
+        log: Callable[[str], None],
+    ) -> None:
         self.virtual_server = virtual
         self.virtual = api_client(virtual.admin_kubeconfig())
         self.vcore = client.CoreV1Api(self.virtual)
@@ -71,29 +93,51 @@ class PodSyncer:
 
     def run(self, stop: threading.Event) -> None:
         self._fake_node()
-        threading.Thread(target=run_watch, daemon=True, name=f"syncer-host-{self.suffix}", args=(
-            self.hosting, self._list_host_pods, self._on_host_pod, stop, f"syncer({self.suffix}) host", self.log)).start()
-        threading.Thread(target=self._refresh_copies, args=(stop,), daemon=True,
-                         name=f"syncer-copies-{self.suffix}").start()
-        run_watch(self.virtual, self.vcore.list_pod_for_all_namespaces, self._on_virtual_pod, stop,
-                  f"syncer({self.suffix})", self.log)
+        threading.Thread(
+            target=run_watch,
+            daemon=True,
+            name=f"syncer-host-{self.suffix}",
+            args=(self.hosting, self._list_host_pods, self._on_host_pod, stop, f"syncer({self.suffix}) host", self.log),
+        ).start()
+        threading.Thread(target=self._refresh_copies, args=(stop,), daemon=True, name=f"syncer-copies-{self.suffix}").start()
+        run_watch(
+            self.virtual, self.vcore.list_pod_for_all_namespaces, self._on_virtual_pod, stop, f"syncer({self.suffix})", self.log
+        )
 
     def _list_host_pods(self, **kw: Any) -> Any:
         return self.hcore.list_namespaced_pod(self.namespace, label_selector=f"{MANAGED_BY}={self.suffix}", **kw)
 
     def _fake_node(self) -> None:
         """The node the virtual pods are bound to, as vcluster creates one per host node in use."""
-        node = {"metadata": {"name": FAKE_NODE, "labels": {"vcluster.loft.sh/fake-node": "true",
-                                                           "kubernetes.io/hostname": FAKE_NODE}}}
+        node = {
+            "metadata": {
+                "name": FAKE_NODE,
+                "labels": {"vcluster.loft.sh/fake-node": "true", "kubernetes.io/hostname": FAKE_NODE},
+            }
+        }
         with contextlib.suppress(ApiException):
             self.vcore.create_node(manifest(node))
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        self.vcore.patch_node_status(FAKE_NODE, {"status": {
-            "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "lastHeartbeatTime": now,
-                            "lastTransitionTime": now, "message": "a fake node of the sandbox's pod syncer"}],
-            "capacity": {"cpu": "16", "memory": "32Gi", "pods": "110"},
-            "allocatable": {"cpu": "16", "memory": "32Gi", "pods": "110"}}},
-            _content_type="application/merge-patch+json")
+        self.vcore.patch_node_status(
+            FAKE_NODE,
+            {
+                "status": {
+                    "conditions": [
+                        {
+                            "type": "Ready",
+                            "status": "True",
+                            "reason": "KubeletReady",
+                            "lastHeartbeatTime": now,
+                            "lastTransitionTime": now,
+                            "message": "a fake node of the sandbox's pod syncer",
+                        }
+                    ],
+                    "capacity": {"cpu": "16", "memory": "32Gi", "pods": "110"},
+                    "allocatable": {"cpu": "16", "memory": "32Gi", "pods": "110"},
+                }
+            },
+            _content_type="application/merge-patch+json",
+        )
 
     def _refresh_copies(self, stop: threading.Event) -> None:
         """Secrets the virtual cluster rotates (webhook serving certificates, hub kubeconfigs) must reach
@@ -142,9 +186,12 @@ class PodSyncer:
     def _delete_virtual_pod(self, namespace: str, name: str, uid: str) -> None:
         """At once: no kubelet will ever confirm it in the virtual cluster."""
         with contextlib.suppress(ApiException):
-            self.vcore.delete_namespaced_pod(name, namespace, grace_period_seconds=0,
-                                             body=client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid),
-                                                                         grace_period_seconds=0))
+            self.vcore.delete_namespaced_pod(
+                name,
+                namespace,
+                grace_period_seconds=0,
+                body=client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid), grace_period_seconds=0),
+            )
 
     def _copy(self, kind: str, namespace: str, name: str) -> bool:
         """Copy a virtual Secret or ConfigMap beside the host pod; False if it does not exist (yet)."""
@@ -153,18 +200,30 @@ class PodSyncer:
         if source is None:
             return False
         target = host_name(name, namespace, self.suffix)
-        body: dict[str, Any] = {"apiVersion": "v1", "kind": kind,
-                                "metadata": {"name": target, "namespace": self.namespace,
-                                             "labels": {MANAGED_BY: self.suffix},
-                                             "annotations": {OBJECT_NAME: name, OBJECT_NAMESPACE: namespace}},
-                                "data": source.data or {}}
+        body: dict[str, Any] = {
+            "apiVersion": "v1",
+            "kind": kind,
+            "metadata": {
+                "name": target,
+                "namespace": self.namespace,
+                "labels": {MANAGED_BY: self.suffix},
+                "annotations": {OBJECT_NAME: name, OBJECT_NAMESPACE: namespace},
+            },
+            "data": source.data or {},
+        }
         if kind == "Secret":
             body["type"] = source.type
         else:
             body["binaryData"] = source.binary_data or {}
         apply = self.hcore.patch_namespaced_secret if kind == "Secret" else self.hcore.patch_namespaced_config_map
-        apply(target, self.namespace, body, field_manager="ks-its-sandbox-syncer", force=True,
-              _content_type="application/apply-patch+yaml")
+        apply(
+            target,
+            self.namespace,
+            body,
+            field_manager="ks-its-sandbox-syncer",
+            force=True,
+            _content_type="application/apply-patch+yaml",
+        )
         return True
 
     def _copy_references(self, vpod: dict[str, Any]) -> None:
@@ -178,30 +237,53 @@ class PodSyncer:
         self._copy_references(vpod)
         token_secret = f"{name}-token"
         token = self.vcore.create_namespaced_service_account_token(
-            spec.get("serviceAccountName", "default"), namespace, client.AuthenticationV1TokenRequest(
-                spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=TOKEN_SECONDS,
-                                               bound_object_ref=client.V1BoundObjectReference(
-                                                   kind="Pod", api_version="v1", name=meta["name"],
-                                                   uid=meta["uid"])))).status.token
+            spec.get("serviceAccountName", "default"),
+            namespace,
+            client.AuthenticationV1TokenRequest(
+                spec=client.V1TokenRequestSpec(
+                    audiences=[],
+                    expiration_seconds=TOKEN_SECONDS,
+                    bound_object_ref=client.V1BoundObjectReference(
+                        kind="Pod", api_version="v1", name=meta["name"], uid=meta["uid"]
+                    ),
+                )
+            ),
+        ).status.token
         values = {"metadata.name": meta["name"], "metadata.namespace": namespace, "metadata.uid": meta["uid"]}
         translated = _translate_spec(spec, namespace, self.suffix, token_secret, values, self.service_ip)
-        pod = {"apiVersion": "v1", "kind": "Pod",
-               "metadata": {"name": name, "namespace": self.namespace,
-                            "labels": {MANAGED_BY: self.suffix, "vcluster.loft.sh/namespace": namespace},
-                            "annotations": {OBJECT_NAME: meta["name"], OBJECT_NAMESPACE: namespace,
-                                            OBJECT_UID: meta["uid"]}},
-               "spec": translated}
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": name,
+                "namespace": self.namespace,
+                "labels": {MANAGED_BY: self.suffix, "vcluster.loft.sh/namespace": namespace},
+                "annotations": {OBJECT_NAME: meta["name"], OBJECT_NAMESPACE: namespace, OBJECT_UID: meta["uid"]},
+            },
+            "spec": translated,
+        }
         created = self.hcore.create_namespaced_pod(self.namespace, manifest(pod))
         owner = {"apiVersion": "v1", "kind": "Pod", "name": name, "uid": created.metadata.uid}
-        secret = {"metadata": {"name": token_secret, "namespace": self.namespace, "ownerReferences": [owner],
-                               "labels": {MANAGED_BY: self.suffix}},
-                  "stringData": {"token": token, "ca.crt": self.virtual_server.ca.cert_pem.decode(),
-                                 "namespace": namespace}}
+        secret = {
+            "metadata": {
+                "name": token_secret,
+                "namespace": self.namespace,
+                "ownerReferences": [owner],
+                "labels": {MANAGED_BY: self.suffix},
+            },
+            "stringData": {"token": token, "ca.crt": self.virtual_server.ca.cert_pem.decode(), "namespace": namespace},
+        }
         self.hcore.create_namespaced_secret(self.namespace, manifest(secret))
         with contextlib.suppress(ApiException):  # already bound, after a restart of the sandbox
-            self.vcore.create_namespaced_pod_binding(meta["name"], namespace, client.V1Binding(
-                metadata=client.V1ObjectMeta(name=meta["name"]),
-                target=client.V1ObjectReference(kind="Node", name=FAKE_NODE)), _preload_content=False)
+            self.vcore.create_namespaced_pod_binding(
+                meta["name"],
+                namespace,
+                client.V1Binding(
+                    metadata=client.V1ObjectMeta(name=meta["name"]),
+                    target=client.V1ObjectReference(kind="Node", name=FAKE_NODE),
+                ),
+                _preload_content=False,
+            )
 
     # --- host to virtual -------------------------------------------------------------------------
 
@@ -218,8 +300,13 @@ class PodSyncer:
                 self._delete_virtual_pod(namespace, name, uid)
             return
         status = {key: value for key, value in (hpod.get("status") or {}).items() if key in STATUS_FIELDS}
-        or_none(self.vcore.patch_namespaced_pod_status, name, namespace, {"status": status},
-                _content_type="application/merge-patch+json")
+        or_none(
+            self.vcore.patch_namespaced_pod_status,
+            name,
+            namespace,
+            {"status": status},
+            _content_type="application/merge-patch+json",
+        )
 
 
 def _references(spec: dict[str, Any]) -> list[tuple[str, str]]:
@@ -248,8 +335,9 @@ def _references(spec: dict[str, Any]) -> list[tuple[str, str]]:
     return sorted(set(found))
 
 
-def _translate_spec(spec: dict[str, Any], namespace: str, suffix: str, token_secret: str, values: dict[str, str],
-                    service_ip: str) -> dict[str, Any]:
+def _translate_spec(
+    spec: dict[str, Any], namespace: str, suffix: str, token_secret: str, values: dict[str, str], service_ip: str
+) -> dict[str, Any]:
     def rename(name: str) -> str:
         return host_name(name, namespace, suffix)
 
@@ -270,9 +358,11 @@ def _translate_spec(spec: dict[str, Any], namespace: str, suffix: str, token_sec
                         source[kind]["name"] = rename(source[kind]["name"])
         volumes.append(volume)
     spec["volumes"] = volumes
-    service_env = [{"name": "KUBERNETES_SERVICE_HOST", "value": service_ip},
-                   {"name": "KUBERNETES_SERVICE_PORT", "value": "443"},
-                   {"name": "KUBERNETES_SERVICE_PORT_HTTPS", "value": "443"}]
+    service_env = [
+        {"name": "KUBERNETES_SERVICE_HOST", "value": service_ip},
+        {"name": "KUBERNETES_SERVICE_PORT", "value": "443"},
+        {"name": "KUBERNETES_SERVICE_PORT_HTTPS", "value": "443"},
+    ]
     for container in (spec.get("initContainers") or []) + spec["containers"]:
         env = []
         for original in container.get("env") or []:
@@ -291,13 +381,23 @@ def _translate_spec(spec: dict[str, Any], namespace: str, suffix: str, token_sec
                 if kind in source:
                     source[kind]["name"] = rename(source[kind]["name"])
     spec["imagePullSecrets"] = [{"name": rename(ref["name"])} for ref in spec.get("imagePullSecrets") or []]
-    for dropped in ("nodeName", "nodeSelector", "affinity", "priorityClassName", "priority", "preemptionPolicy",
-                    "serviceAccount", "schedulerName", "topologySpreadConstraints"):
+    for dropped in (
+        "nodeName",
+        "nodeSelector",
+        "affinity",
+        "priorityClassName",
+        "priority",
+        "preemptionPolicy",
+        "serviceAccount",
+        "schedulerName",
+        "topologySpreadConstraints",
+    ):
         spec.pop(dropped, None)
     spec["serviceAccountName"] = "default"
     spec["automountServiceAccountToken"] = False
     spec["enableServiceLinks"] = False
-    spec["hostAliases"] = [*(spec.get("hostAliases") or []),
-                           {"ip": service_ip, "hostnames": ["kubernetes", "kubernetes.default", "kubernetes.default.svc"]}]
+    spec["hostAliases"] = [
+        *(spec.get("hostAliases") or []),
+        {"ip": service_ip, "hostnames": ["kubernetes", "kubernetes.default", "kubernetes.default.svc"]},
+    ]
     return spec
-

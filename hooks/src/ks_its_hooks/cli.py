@@ -56,12 +56,21 @@ def hosting_client(connections: int) -> client.ApiClient:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="ks-its-hook", description=__doc__)
     parser.add_argument("command", choices=("preflight", "namespaces", "install", "check", "cleanup"))
-    parser.add_argument("--config", default="/etc/ks-its/its.json",
-                        help="its.json rendered by the chart (the preflight's comes in $ITS_JSON)")
-    parser.add_argument("--index", type=int, default=int(os.environ.get("JOB_COMPLETION_INDEX", "0")),
-                        help="this pod's index (default: $JOB_COMPLETION_INDEX)")
-    parser.add_argument("--shards", type=int, default=int(os.environ.get("ITS_SHARDS", "1")),
-                        help="number of Job indexes sharing the ITS list (default: $ITS_SHARDS)")
+    parser.add_argument(
+        "--config", default="/etc/ks-its/its.json", help="its.json rendered by the chart (the preflight's comes in $ITS_JSON)"
+    )
+    parser.add_argument(
+        "--index",
+        type=int,
+        default=int(os.environ.get("JOB_COMPLETION_INDEX", "0")),
+        help="this pod's index (default: $JOB_COMPLETION_INDEX)",
+    )
+    parser.add_argument(
+        "--shards",
+        type=int,
+        default=int(os.environ.get("ITS_SHARDS", "1")),
+        help="number of Job indexes sharing the ITS list (default: $ITS_SHARDS)",
+    )
     parser.add_argument("--deadline", type=int, help="seconds; overrides deadlineSeconds from the config")
     parser.add_argument("--job", action="append", default=[], help="cleanup: a Job to delete (repeatable)")
     parser.add_argument("--test-pod", help="cleanup: the helm test pod to delete")
@@ -105,8 +114,7 @@ def run_started(hosting: client.ApiClient, namespace: str, job: str) -> float | 
     return time.monotonic() - max(0.0, ago)
 
 
-def finish(me: termination.PodIdentity | None, hosting: client.ApiClient, failures: Sequence[Failure],
-           done: str) -> int:
+def finish(me: termination.PodIdentity | None, hosting: client.ApiClient, failures: Sequence[Failure], done: str) -> int:
     """Each failure's line on stderr, as the termination message and as an Event on the pod's Job."""
     from . import pod  # noqa: PLC0415 - see the imports above
 
@@ -115,8 +123,9 @@ def finish(me: termination.PodIdentity | None, hosting: client.ApiClient, failur
     if me:
         termination.write(me, [failed.line for failed in failures] or [done])
         if failures and me.job:
-            pod.best_effort(f"report the failures on Job {me.job}", pod.report_failures, hosting, me.namespace, me.job,
-                            failures)
+            pod.best_effort(
+                f"report the failures on Job {me.job}", pod.report_failures, hosting, me.namespace, me.job, failures
+            )
     return exit_code(failures)
 
 

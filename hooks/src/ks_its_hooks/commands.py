@@ -56,14 +56,20 @@ def run(ctx: Context, command: list[str], env: Mapping[str, str] | None = None) 
     """Run a command within the ITS's deadline. A missing command is permanent; running out of time
     is the deadline. The caller judges the exit code."""
     try:
-        return subprocess.run(command, capture_output=True, text=True, check=False,
-                              env={**os.environ, **env} if env else None,
-                              timeout=max(1.0, ctx.deadline.remaining()))
+        return subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, **env} if env else None,
+            timeout=max(1.0, ctx.deadline.remaining()),
+        )
     except FileNotFoundError as err:
         raise PermanentError(f"{command[0]} is not installed in the hook image") from err
     except subprocess.TimeoutExpired as err:
         raise DeadlineExceeded(
-            f"timed out after {ctx.deadline.elapsed():.0f}s: {command[0]} {command[1]} did not finish") from err
+            f"timed out after {ctx.deadline.elapsed():.0f}s: {command[0]} {command[1]} did not finish"
+        ) from err
 
 
 def output_tail(result: subprocess.CompletedProcess[str], limit: int = 400) -> str:

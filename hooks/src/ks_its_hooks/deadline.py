@@ -44,8 +44,7 @@ class Deadline:
         return self.remaining() <= 0
 
 
-def call(fn: Callable[[], T], deadline: Deadline, log: EventLog, step: str, what: str,
-         attempts: int | None = None) -> T:
+def call(fn: Callable[[], T], deadline: Deadline, log: EventLog, step: str, what: str, attempts: int | None = None) -> T:
     """Run fn; retry what errors.is_transient calls transient, until the deadline (or `attempts` tries).
     The last error is raised as it is, for errors.failure to classify."""
 

@@ -15,10 +15,18 @@ from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
 # The client's parameter names (what kubernetes.watch passes) and their names in the query.
-QUERY_NAMES = {"watch": "watch", "resource_version": "resourceVersion", "timeout_seconds": "timeoutSeconds",
-               "allow_watch_bookmarks": "allowWatchBookmarks", "field_selector": "fieldSelector",
-               "label_selector": "labelSelector", "field_manager": "fieldManager",
-               "propagation_policy": "propagationPolicy", "dry_run": "dryRun", "force": "force"}
+QUERY_NAMES = {
+    "watch": "watch",
+    "resource_version": "resourceVersion",
+    "timeout_seconds": "timeoutSeconds",
+    "allow_watch_bookmarks": "allowWatchBookmarks",
+    "field_selector": "fieldSelector",
+    "label_selector": "labelSelector",
+    "field_manager": "fieldManager",
+    "propagation_policy": "propagationPolicy",
+    "dry_run": "dryRun",
+    "force": "force",
+}
 
 
 @dataclass(frozen=True)
@@ -53,12 +61,20 @@ CONTROLPLANES = Kind("tenancy.kflex.kubestellar.org/v1alpha1", "controlplanes", 
 CLUSTERMANAGERS = Kind("operator.open-cluster-management.io/v1", "clustermanagers", "ClusterManager")
 MANAGEDCLUSTERS = Kind("cluster.open-cluster-management.io/v1", "managedclusters", "ManagedCluster")
 MANIFESTWORKS = Kind("work.open-cluster-management.io/v1", "manifestworks", "ManifestWork")
-CLUSTERMANAGEMENTADDONS = Kind("addon.open-cluster-management.io/v1alpha1", "clustermanagementaddons",
-                               "ClusterManagementAddOn")
+CLUSTERMANAGEMENTADDONS = Kind("addon.open-cluster-management.io/v1alpha1", "clustermanagementaddons", "ClusterManagementAddOn")
 
 
-def request(api: ApiClient, method: str, path: str, body: dict[str, Any] | None = None, preload: bool = True,
-            request_timeout: Any = None, text: bool = False, content_type: str | None = None, **query: Any) -> Any:
+def request(
+    api: ApiClient,
+    method: str,
+    path: str,
+    body: dict[str, Any] | None = None,
+    preload: bool = True,
+    request_timeout: Any = None,
+    text: bool = False,
+    content_type: str | None = None,
+    **query: Any,
+) -> Any:
     """The response's JSON (or its text, with text=True); with preload=False the urllib3 response,
     unread (a watch's stream). Raises ApiException for a status other than 2xx, as the typed API
     classes do."""
@@ -66,8 +82,13 @@ def request(api: ApiClient, method: str, path: str, body: dict[str, Any] | None 
     if body is not None:
         headers["Content-Type"] = content_type or "application/json"
     params = api.param_serialize(
-        method=method, resource_path=path, header_params=headers, body=body, auth_settings=["BearerToken"],
-        query_params=[(QUERY_NAMES[key], value) for key, value in query.items() if value is not None])
+        method=method,
+        resource_path=path,
+        header_params=headers,
+        body=body,
+        auth_settings=["BearerToken"],
+        query_params=[(QUERY_NAMES[key], value) for key, value in query.items() if value is not None],
+    )
     response = api.call_api(*params, _request_timeout=request_timeout)
     if not 200 <= response.status <= 299:
         response.read()
@@ -81,7 +102,8 @@ def request(api: ApiClient, method: str, path: str, body: dict[str, Any] | None 
 def lister(api: ApiClient, kind: Kind, namespace: str | None = None) -> Callable[..., Any]:
     """A list function as the typed API classes have (the client's parameter names, _preload_content
     and _request_timeout), for readiness.wait_until and kubernetes.watch."""
+
     def list_objects(_preload_content: bool = True, _request_timeout: Any = None, **query: Any) -> Any:
-        return request(api, "GET", kind.path(namespace), preload=_preload_content,
-                       request_timeout=_request_timeout, **query)
+        return request(api, "GET", kind.path(namespace), preload=_preload_content, request_timeout=_request_timeout, **query)
+
     return list_objects

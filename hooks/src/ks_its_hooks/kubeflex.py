@@ -14,6 +14,8 @@ def in_cluster_credentials(its: ItsSpec, secret_ref: dict[str, str]) -> SpaceRef
     """Where the in-cluster kubeconfig is: status.secretRef where KubeFlex filled it in, else where the
     chart says KubeFlex writes it for the ITS's type. status.secretRef.key names `kubeconfig` for host
     and external although only the in-cluster key exists there, so inClusterKey is the one to use."""
-    return SpaceRef(namespace=secret_ref.get("namespace") or its.space.namespace,
-                    secret=secret_ref.get("name") or its.space.secret,
-                    key=secret_ref.get("inClusterKey") or its.space.key)
+    return SpaceRef(
+        namespace=secret_ref.get("namespace") or its.space.namespace,
+        secret=secret_ref.get("name") or its.space.secret,
+        key=secret_ref.get("inClusterKey") or its.space.key,
+    )

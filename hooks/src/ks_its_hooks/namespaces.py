@@ -17,8 +17,9 @@ from .step import Context, Step
 def controlplane_owner(namespace: dict[str, Any]) -> dict[str, Any] | None:
     """The ControlPlane that controls the namespace (KubeFlex sets it when it makes one), if any."""
     for ref in (namespace.get("metadata") or {}).get("ownerReferences") or []:
-        if (ref.get("apiVersion"), ref.get("kind")) == (kube.CONTROLPLANES.group_version, kube.CONTROLPLANES.kind) \
-                and ref.get("controller"):
+        if (ref.get("apiVersion"), ref.get("kind")) == (kube.CONTROLPLANES.group_version, kube.CONTROLPLANES.kind) and ref.get(
+            "controller"
+        ):
             return dict(ref)
     return None
 
@@ -32,8 +33,10 @@ def namespace_pending(its: ItsSpec, controlplane_uid: str, objects: dict[str, di
     owner = controlplane_owner(namespace)
     if owner is None or owner.get("name") != its.name:
         held = f"ControlPlane {owner['name']}'s" if owner else "not made by KubeFlex"
-        raise PermanentError(f"namespace {name} is {held}: it existed before ControlPlane {its.name}, and KubeFlex "
-                             "takes an existing namespace as the space's as it is; remove this ITS and give it another name")
+        raise PermanentError(
+            f"namespace {name} is {held}: it existed before ControlPlane {its.name}, and KubeFlex "
+            "takes an existing namespace as the space's as it is; remove this ITS and give it another name"
+        )
     if owner.get("uid") != controlplane_uid:
         # Deleted with an earlier ControlPlane of the same name: KubeFlex makes a new one once it is gone.
         return f"namespace {name} is still being deleted with an earlier ControlPlane {its.name}"
@@ -47,8 +50,12 @@ def ensure(ctx: Context) -> None:
     if controlplane is None:
         raise PermanentError(f"ControlPlane {ctx.its.name} does not exist")
     name = ctx.its.space.namespace
-    ctx.hosting.wait(kube.NAMESPACES, functools.partial(namespace_pending, ctx.its, controlplane["metadata"]["uid"]),
-                     f"namespace {name}", name=name)
+    ctx.hosting.wait(
+        kube.NAMESPACES,
+        functools.partial(namespace_pending, ctx.its, controlplane["metadata"]["uid"]),
+        f"namespace {name}",
+        name=name,
+    )
     ctx.info("the space's namespace is KubeFlex's", namespace=name, waited_s=round(ctx.deadline.elapsed(), 2))
 
 

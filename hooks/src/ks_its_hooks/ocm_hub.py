@@ -51,16 +51,18 @@ class HubOwner:
     hosting_cluster: str
 
     def annotations(self) -> dict[str, str]:
-        return {OWNER_ITS: self.its, OWNER_CONTROLPLANE_UID: self.controlplane_uid,
-                OWNER_HOSTING_CLUSTER: self.hosting_cluster}
+        return {OWNER_ITS: self.its, OWNER_CONTROLPLANE_UID: self.controlplane_uid, OWNER_HOSTING_CLUSTER: self.hosting_cluster}
 
 
 def recorded_owner(clustermanager: dict[str, Any]) -> HubOwner | None:
     annotations = (clustermanager.get("metadata") or {}).get("annotations") or {}
     if OWNER_CONTROLPLANE_UID not in annotations:
         return None
-    return HubOwner(its=annotations.get(OWNER_ITS, ""), controlplane_uid=annotations[OWNER_CONTROLPLANE_UID],
-                    hosting_cluster=annotations.get(OWNER_HOSTING_CLUSTER, ""))
+    return HubOwner(
+        its=annotations.get(OWNER_ITS, ""),
+        controlplane_uid=annotations[OWNER_CONTROLPLANE_UID],
+        hosting_cluster=annotations.get(OWNER_HOSTING_CLUSTER, ""),
+    )
 
 
 def owner_conflict(recorded: HubOwner | None, me: HubOwner, recorded_alive: bool) -> str | None:
@@ -70,9 +72,11 @@ def owner_conflict(recorded: HubOwner | None, me: HubOwner, recorded_alive: bool
         return None
     shared = f"two ITSes on one hub would share one inventory; give ITS {me.its} a space of its own"
     if recorded.hosting_cluster != me.hosting_cluster:
-        return (f"the space is already the hub of ITS {recorded.its} of another hosting cluster (kube-system uid "
-                f"{recorded.hosting_cluster}): {shared}, or, if that ITS is gone, remove the annotations "
-                f"{OWNER_ITS}, {OWNER_CONTROLPLANE_UID} and {OWNER_HOSTING_CLUSTER} of ClusterManager {CM_NAME}")
+        return (
+            f"the space is already the hub of ITS {recorded.its} of another hosting cluster (kube-system uid "
+            f"{recorded.hosting_cluster}): {shared}, or, if that ITS is gone, remove the annotations "
+            f"{OWNER_ITS}, {OWNER_CONTROLPLANE_UID} and {OWNER_HOSTING_CLUSTER} of ClusterManager {CM_NAME}"
+        )
     if recorded_alive:
         return f"the space is already the hub of ITS {recorded.its} (ControlPlane {recorded.its}): {shared}"
     return None  # its ControlPlane is gone: the hub is free
@@ -93,8 +97,11 @@ def clustermanager_pending(objects: dict[str, dict[str, Any]]) -> str | None:
         return f"ClusterManager {CM_NAME} does not exist"
     if condition_status(cm, "Applied") != "True":
         return f"ClusterManager not Applied ({condition_reason(cm, 'Applied') or 'no Applied condition yet'})"
-    for cond_type, healthy in (("Progressing", "False"), ("HubRegistrationDegraded", "False"),
-                               ("HubPlacementDegraded", "False")):
+    for cond_type, healthy in (
+        ("Progressing", "False"),
+        ("HubRegistrationDegraded", "False"),
+        ("HubPlacementDegraded", "False"),
+    ):
         status = condition_status(cm, cond_type)
         if status is not None and status != healthy:
             return f"ClusterManager {cond_type}={status} ({condition_reason(cm, cond_type)})"
@@ -110,8 +117,11 @@ def run_init(ctx: Context) -> None:
 
     def attempt() -> None:
         with commands.private_files({"kubeconfig": ctx.space.kubeconfig}) as paths:
-            ctx.info("running clusteradm init", bundle_version=ocm.bundle_version,
-                     image_registry=ocm.image_registry or "clusteradm default")
+            ctx.info(
+                "running clusteradm init",
+                bundle_version=ocm.bundle_version,
+                image_registry=ocm.image_registry or "clusteradm default",
+            )
             result = commands.run(ctx, init_command(ocm, paths["kubeconfig"]))
         if result.returncode != 0:
             raise TransientError(f"clusteradm init exited {result.returncode}: {commands.output_tail(result)}")
@@ -126,20 +136,37 @@ IMAGES_FIX = "ocm.imageRegistry must name a registry that holds OCM's images at 
 def diagnose(ctx: Context) -> str | None:
     """The first of the hub's Deployments that is not available, and why: what a user acts on rather
     than a condition."""
-    return (workloads.why_not_available(ctx.space.client, OPERATOR_NAMESPACE, (OPERATOR_DEPLOYMENT,), IMAGES_FIX)
-            or workloads.why_not_available(ctx.space.client, HUB_NAMESPACE, HUB_DEPLOYMENTS, IMAGES_FIX))
+    return workloads.why_not_available(
+        ctx.space.client, OPERATOR_NAMESPACE, (OPERATOR_DEPLOYMENT,), IMAGES_FIX
+    ) or workloads.why_not_available(ctx.space.client, HUB_NAMESPACE, HUB_DEPLOYMENTS, IMAGES_FIX)
 
 
 def probe_webhooks(ctx: Context) -> None:
     """A server-side dry run of a ManagedCluster and a ManifestWork: OCM's admission webhooks judge
     both (failure policy Fail), so they succeed only once the webhooks answer. Nothing is stored.
     Until the webhooks serve, the API server answers 500 ("failed calling webhook"): retried."""
-    cluster = {"apiVersion": "cluster.open-cluster-management.io/v1", "kind": "ManagedCluster",
-               "metadata": {"generateName": "ks-its-webhook-probe-"}, "spec": {"hubAcceptsClient": False}}
-    work = {"apiVersion": "work.open-cluster-management.io/v1", "kind": "ManifestWork",
-            "metadata": {"generateName": "ks-its-webhook-probe-"},
-            "spec": {"workload": {"manifests": [{"apiVersion": "v1", "kind": "ConfigMap",
-                                                 "metadata": {"name": "ks-its-webhook-probe", "namespace": "default"}}]}}}
+    cluster = {
+        "apiVersion": "cluster.open-cluster-management.io/v1",
+        "kind": "ManagedCluster",
+        "metadata": {"generateName": "ks-its-webhook-probe-"},
+        "spec": {"hubAcceptsClient": False},
+    }
+    work = {
+        "apiVersion": "work.open-cluster-management.io/v1",
+        "kind": "ManifestWork",
+        "metadata": {"generateName": "ks-its-webhook-probe-"},
+        "spec": {
+            "workload": {
+                "manifests": [
+                    {
+                        "apiVersion": "v1",
+                        "kind": "ConfigMap",
+                        "metadata": {"name": "ks-its-webhook-probe", "namespace": "default"},
+                    }
+                ]
+            }
+        },
+    }
     ctx.space.client.create(kube.MANAGEDCLUSTERS, cluster, dry_run="All")
     ctx.space.client.create(kube.MANIFESTWORKS, work, HUB_NAMESPACE, dry_run="All")
 
@@ -149,10 +176,20 @@ def wait_ready(ctx: Context) -> None:
     space = ctx.space.client
     explain = workloads.explainer("the OCM hub", functools.partial(diagnose, ctx))
     with workloads.deadline_explained(ctx, "the OCM hub", explain):
-        space.wait(kube.CLUSTERMANAGERS, clustermanager_pending, "the ClusterManager to be applied and running",
-                   name=CM_NAME, explain=explain)
-        space.wait(kube.DEPLOYMENTS, functools.partial(workloads.deployments_pending, HUB_DEPLOYMENTS),
-                   "the hub's Deployments", HUB_NAMESPACE, explain=explain)
+        space.wait(
+            kube.CLUSTERMANAGERS,
+            clustermanager_pending,
+            "the ClusterManager to be applied and running",
+            name=CM_NAME,
+            explain=explain,
+        )
+        space.wait(
+            kube.DEPLOYMENTS,
+            functools.partial(workloads.deployments_pending, HUB_DEPLOYMENTS),
+            "the hub's Deployments",
+            HUB_NAMESPACE,
+            explain=explain,
+        )
     space.wait(kube.CRDS, functools.partial(crds_pending, HUB_CRDS), "hub CRDs Established")
     probe_webhooks(ctx)
     ctx.info("OCM hub serving", waited_s=round(ctx.deadline.elapsed(), 2))
@@ -197,8 +234,10 @@ def claim(ctx: Context) -> None:
             ctx.info("recorded this ITS as the hub's owner", replaced=recorded.its if recorded else "nobody")
             return
         if ctx.deadline.expired():
-            raise DeadlineExceeded(f"timed out after {ctx.deadline.elapsed():.0f}s recording the hub's owner: "
-                                   f"ClusterManager {CM_NAME} changed at every try")
+            raise DeadlineExceeded(
+                f"timed out after {ctx.deadline.elapsed():.0f}s recording the hub's owner: "
+                f"ClusterManager {CM_NAME} changed at every try"
+            )
 
 
 def verify_owner(ctx: Context) -> None:
@@ -211,8 +250,10 @@ def verify_owner(ctx: Context) -> None:
 def no_hub(ctx: Context) -> PermanentError:
     if ctx.its.install_clusteradm:
         return PermanentError(f"the space has no ClusterManager {CM_NAME}")
-    return PermanentError(f"install_clusteradm is false but the space has no ClusterManager {CM_NAME}: "
-                          "install OCM there first or set install_clusteradm to true")
+    return PermanentError(
+        f"install_clusteradm is false but the space has no ClusterManager {CM_NAME}: "
+        "install OCM there first or set install_clusteradm to true"
+    )
 
 
 def ensure(ctx: Context) -> None:
@@ -236,10 +277,12 @@ def verify(ctx: Context) -> None:
 STEP = Step(
     name="ocm-hub",
     ensures="the OCM Cluster Manager runs in the space (clusteradm init, unless a hub exists or "
-            "install_clusteradm is false), recording this ITS as its owner unless another live ITS is",
-    verified_by=(f"ClusterManager {CM_NAME} records this ITS as its owner, is applied and not Progressing or "
-                 "Degraded, the hub's Deployments available, every hub CRD Established, and the admission webhooks "
-                 "answering a dry run"),
+    "install_clusteradm is false), recording this ITS as its owner unless another live ITS is",
+    verified_by=(
+        f"ClusterManager {CM_NAME} records this ITS as its owner, is applied and not Progressing or "
+        "Degraded, the hub's Deployments available, every hub CRD Established, and the admission webhooks "
+        "answering a dry run"
+    ),
     ensure=ensure,
     verify=verify,
 )

@@ -25,8 +25,12 @@ NAMESPACE_STEPS: tuple[Step, ...] = (namespaces.STEP,)
 
 Mode = Literal["preflight", "namespaces", "install", "check"]
 # What the log's last line of a done ITS says, and the termination message of a pod whose ITSes are done.
-DONE = {"preflight": "namespace free for KubeFlex", "namespaces": "namespace ready for the hook",
-        "install": "ITS ready", "check": "ITS ready"}
+DONE = {
+    "preflight": "namespace free for KubeFlex",
+    "namespaces": "namespace ready for the hook",
+    "install": "ITS ready",
+    "check": "ITS ready",
+}
 FINISHED = {"preflight": "preflight passed", "namespaces": "namespaces ready", "install": "ready", "check": "ready"}
 
 
@@ -34,8 +38,9 @@ def steps(mode: Mode) -> tuple[Step, ...]:
     return {"preflight": PREFLIGHT_STEPS, "namespaces": NAMESPACE_STEPS}.get(mode, STEPS)
 
 
-def run(mode: Mode, hosting: client.ApiClient, its: ItsSpec, config: HookConfig, log: EventLog,
-        started: float | None = None) -> Failure | None:
+def run(
+    mode: Mode, hosting: client.ApiClient, its: ItsSpec, config: HookConfig, log: EventLog, started: float | None = None
+) -> Failure | None:
     """Run the mode's steps for one ITS under one deadline, which began at `started` (a time.monotonic
     reading; now by default). Returns the failure, logged (and, on install and namespaces, recorded on
     the ControlPlane), or None when the ITS is done."""

@@ -49,12 +49,17 @@ def report_failures(hosting: ApiClient, namespace: str, job: str, failures: Sequ
     for failed in failures:
         event: dict[str, Any] = {
             "metadata": {"generateName": f"{job}.", "namespace": namespace},
-            "involvedObject": {"apiVersion": "batch/v1", "kind": "Job", "name": job, "namespace": namespace,
-                               "uid": uid},
-            "reason": "PermanentFailure" if failed.permanent else "Failed", "message": failed.line,
-            "type": "Warning", "source": {"component": FIELD_MANAGER}, "firstTimestamp": now, "lastTimestamp": now,
-            "count": 1, "reportingComponent": FIELD_MANAGER,
-            "reportingInstance": os.environ.get("POD_NAME", FIELD_MANAGER)}
+            "involvedObject": {"apiVersion": "batch/v1", "kind": "Job", "name": job, "namespace": namespace, "uid": uid},
+            "reason": "PermanentFailure" if failed.permanent else "Failed",
+            "message": failed.line,
+            "type": "Warning",
+            "source": {"component": FIELD_MANAGER},
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+            "reportingComponent": FIELD_MANAGER,
+            "reportingInstance": os.environ.get("POD_NAME", FIELD_MANAGER),
+        }
         api.create(kube.EVENTS, event, namespace)
 
 
@@ -65,8 +70,7 @@ def cleanup(hosting: ApiClient, namespace: str, jobs: Sequence[str], test_pod: s
     return [kind.describe(name, namespace) for kind, name in targets if api.delete(kind, name, namespace)]
 
 
-def best_effort(what: str, fn: Callable[..., T], *args: Any,
-                raises: tuple[type[Exception], ...] = ()) -> T | None:
+def best_effort(what: str, fn: Callable[..., T], *args: Any, raises: tuple[type[Exception], ...] = ()) -> T | None:
     """The ITSes' outcome does not depend on these: a failure is reported on stderr, not raised (but
     for the kinds in `raises`)."""
     try:

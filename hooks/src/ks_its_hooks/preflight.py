@@ -25,8 +25,10 @@ def refusal(its: ItsSpec, namespace: dict[str, Any] | None) -> str | None:
     if owner is not None and owner.get("name") == its.name:
         return None
     held = f"ControlPlane {owner['name']}'s" if owner else "not KubeFlex's"
-    return (f"namespace {its.space.namespace} already exists and is {held}: KubeFlex would take it as the space's "
-            f"namespace of ControlPlane {its.name} as it is; give the ITS another name")
+    return (
+        f"namespace {its.space.namespace} already exists and is {held}: KubeFlex would take it as the space's "
+        f"namespace of ControlPlane {its.name} as it is; give the ITS another name"
+    )
 
 
 def ensure(ctx: Context) -> None:
@@ -34,8 +36,10 @@ def ensure(ctx: Context) -> None:
     why = refusal(ctx.its, namespace)
     if why is not None:
         raise PermanentError(why)
-    ctx.info("the space's namespace is free for KubeFlex" if namespace is None else "the space's namespace is KubeFlex's",
-             namespace=ctx.its.space.namespace)
+    ctx.info(
+        "the space's namespace is free for KubeFlex" if namespace is None else "the space's namespace is KubeFlex's",
+        namespace=ctx.its.space.namespace,
+    )
 
 
 STEP = Step(

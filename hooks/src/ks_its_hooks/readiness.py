@@ -103,8 +103,13 @@ def wait_until(
                     if pending is None:
                         return objects
                 why = explain() if explain is not None else None
-                log.info(step, f"waiting for {what}", waited_s=round(deadline.elapsed(), 1), missing=pending,
-                         **({"why": why} if why else {}))
+                log.info(
+                    step,
+                    f"waiting for {what}",
+                    waited_s=round(deadline.elapsed(), 1),
+                    missing=pending,
+                    **({"why": why} if why else {}),
+                )
         except ApiException as err:
             if err.status != 410 and not is_transient(err):
                 raise
@@ -115,6 +120,4 @@ def wait_until(
                 raise
             log.warn(step, f"watch interrupted while waiting for {what}", cause=cause(err))
             if deadline.expired():
-                raise DeadlineExceeded(
-                    f"timed out after {deadline.elapsed():.0f}s waiting for {what}: {cause(err)}"
-                ) from err
+                raise DeadlineExceeded(f"timed out after {deadline.elapsed():.0f}s waiting for {what}: {cause(err)}") from err

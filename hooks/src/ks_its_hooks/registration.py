@@ -24,9 +24,7 @@ READY = "Ready"
 RECORD_FAILURE_SECONDS = 15
 
 
-def desired_metadata(
-    controlplane: dict[str, Any], outcome: str, now: float
-) -> tuple[dict[str, str], dict[str, str]] | None:
+def desired_metadata(controlplane: dict[str, Any], outcome: str, now: float) -> tuple[dict[str, str], dict[str, str]] | None:
     """The labels and annotations the hook owns, or None if the object already shows them."""
     metadata = controlplane.get("metadata") or {}
     labels: dict[str, str] = metadata.get("labels") or {}
@@ -56,8 +54,9 @@ def record(ctx: Context, outcome: str) -> bool:
         ctx.info("ControlPlane already records this outcome", outcome=outcome)
         return False
     labels, annotations = wanted
-    ctx.hosting.apply(kube.CONTROLPLANES, render("registration.yaml.j2", name=ctx.its.name, labels=labels,
-                                                 annotations=annotations))
+    ctx.hosting.apply(
+        kube.CONTROLPLANES, render("registration.yaml.j2", name=ctx.its.name, labels=labels, annotations=annotations)
+    )
     ctx.info("ControlPlane updated", outcome=outcome, its_label=bool(labels))
     return True
 

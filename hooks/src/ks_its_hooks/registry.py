@@ -18,8 +18,9 @@ from typing import Any
 from .errors import PermanentError, TransientError, rejected_certificate
 from .spec import StatusAddonSettings
 
-MANIFEST_TYPES = ", ".join(("application/vnd.oci.image.manifest.v1+json",
-                            "application/vnd.docker.distribution.manifest.v2+json"))
+MANIFEST_TYPES = ", ".join(
+    ("application/vnd.oci.image.manifest.v1+json", "application/vnd.docker.distribution.manifest.v2+json")
+)
 
 
 @dataclass(frozen=True)
@@ -99,8 +100,10 @@ class Registry:
             raise self.answered(err.code) from err
         except (urllib.error.URLError, OSError, ValueError) as err:
             if (rejected := rejected_certificate(err)) is not None:
-                raise PermanentError(f"the chart registry {self.ref.host} is not trusted (statusAddon.chart.caBundle): "
-                                     f"{rejected.verify_message or rejected.reason}") from err
+                raise PermanentError(
+                    f"the chart registry {self.ref.host} is not trusted (statusAddon.chart.caBundle): "
+                    f"{rejected.verify_message or rejected.reason}"
+                ) from err
             reason = err.reason if isinstance(err, urllib.error.URLError) else err
             raise TransientError(f"cannot reach the chart registry {self.ref.host}: {reason}") from err
 
@@ -108,8 +111,9 @@ class Registry:
         if status == 404:
             return PermanentError(f"{self.what} does not exist in its registry (HTTP 404)")
         if status in (401, 403):
-            return PermanentError(f"the chart registry {self.ref.host} refused {self.what}: HTTP {status} "
-                                  "(statusAddon.chart.pullSecret)")
+            return PermanentError(
+                f"the chart registry {self.ref.host} refused {self.what}: HTTP {status} (statusAddon.chart.pullSecret)"
+            )
         if status == 429 or status >= 500:
             return TransientError(f"the chart registry {self.ref.host} answered HTTP {status}")
         return PermanentError(f"the chart registry {self.ref.host} refused {self.what}: HTTP {status}")

@@ -88,18 +88,36 @@ def check_bootstrap_secret(ctx: Context) -> None:
 def reach(ctx: Context) -> None:
     """Read-only, so install and check share it: both need the space."""
     check_bootstrap_secret(ctx)
-    controlplane = ctx.hosting.wait(kube.CONTROLPLANES, functools.partial(controlplane_pending, ctx.its),
-                                    f"ControlPlane {ctx.its.name} Ready", name=ctx.its.name)[ctx.its.name]
+    controlplane = ctx.hosting.wait(
+        kube.CONTROLPLANES,
+        functools.partial(controlplane_pending, ctx.its),
+        f"ControlPlane {ctx.its.name} Ready",
+        name=ctx.its.name,
+    )[ctx.its.name]
     ref = kubeflex.in_cluster_credentials(ctx.its, (controlplane.get("status") or {}).get("secretRef") or {})
-    ctx.info("ControlPlane Ready; reading the in-cluster kubeconfig",
-             secret=f"{ref.namespace}/{ref.secret}", key=ref.key, waited_s=round(ctx.deadline.elapsed(), 2))
-    secrets = ctx.hosting.wait(kube.SECRETS, functools.partial(secret_pending, ref),
-                               f"key {ref.key} in Secret {ref.namespace}/{ref.secret}", ref.namespace, ref.secret)
+    ctx.info(
+        "ControlPlane Ready; reading the in-cluster kubeconfig",
+        secret=f"{ref.namespace}/{ref.secret}",
+        key=ref.key,
+        waited_s=round(ctx.deadline.elapsed(), 2),
+    )
+    secrets = ctx.hosting.wait(
+        kube.SECRETS,
+        functools.partial(secret_pending, ref),
+        f"key {ref.key} in Secret {ref.namespace}/{ref.secret}",
+        ref.namespace,
+        ref.secret,
+    )
     kubeconfig = base64.b64decode(secrets[ref.secret]["data"][ref.key]).decode()
     space = ctx.client(client_for(kubeconfig))
     # /readyz with the space's own credentials, so that a bad token fails here, not later.
-    space.request("GET", "/readyz", "probing the space API server /readyz", text=True,
-                  request_timeout=max(1.0, min(10.0, ctx.deadline.remaining())))
+    space.request(
+        "GET",
+        "/readyz",
+        "probing the space API server /readyz",
+        text=True,
+        request_timeout=max(1.0, min(10.0, ctx.deadline.remaining())),
+    )
     ctx.info("space API server ready", waited_s=round(ctx.deadline.elapsed(), 2))
     ctx.reached = Space(client=space, kubeconfig=kubeconfig, controlplane_uid=str(controlplane["metadata"]["uid"]))
 

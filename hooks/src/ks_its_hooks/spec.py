@@ -91,8 +91,9 @@ def _secret_ref(raw: Any, where: str) -> SecretRef | None:
         return None
     if not isinstance(raw, dict):
         raise ConfigError(f"{where} must be an object")
-    return SecretRef(name=_field(raw, "name", str, where), namespace=_field(raw, "namespace", str, where),
-                     key=_field(raw, "key", str, where))
+    return SecretRef(
+        name=_field(raw, "name", str, where), namespace=_field(raw, "namespace", str, where), key=_field(raw, "key", str, where)
+    )
 
 
 def _its(obj: Any, where: str) -> ItsSpec:
@@ -112,9 +113,11 @@ def _its(obj: Any, where: str) -> ItsSpec:
         install_clusteradm=_field(obj, "installClusteradm", bool, where),
         bootstrap_secret=bootstrap,
         install_status_addon=_field(obj, "installStatusAddon", bool, where),
-        space=SpaceRef(namespace=_field(space, "namespace", str, f"{where}.space"),
-                       secret=_field(credentials, "secret", str, f"{where}.space.credentials"),
-                       key=_field(credentials, "key", str, f"{where}.space.credentials")),
+        space=SpaceRef(
+            namespace=_field(space, "namespace", str, f"{where}.space"),
+            secret=_field(credentials, "secret", str, f"{where}.space.credentials"),
+            key=_field(credentials, "key", str, f"{where}.space.credentials"),
+        ),
     )
 
 
@@ -128,8 +131,10 @@ def parse_config(text: str) -> HookConfig:
         raise ConfigError("its.json must be an object")
     found = (raw.get("apiVersion"), raw.get("kind"))
     if found != (API_VERSION, KIND):
-        raise ConfigError(f"its.json is {found[0]}/{found[1]}, this hook reads {API_VERSION}/{KIND}: "
-                          "the chart and the hook image are of different versions")
+        raise ConfigError(
+            f"its.json is {found[0]}/{found[1]}, this hook reads {API_VERSION}/{KIND}: "
+            "the chart and the hook image are of different versions"
+        )
     items = _field(raw, "itses", list, "its.json")
     itses = tuple(_its(item, f"itses[{i}]") for i, item in enumerate(items))
     names = [its.name for its in itses]

@@ -28,8 +28,7 @@ RELEASE, NAMESPACE = "status-addon", "open-cluster-management"
 CONTROLLER_DEPLOYMENT = "addon-status-controller"
 ADDON = "addon-status"
 # What the add-on chart creates besides its own kinds (upstream waits for exactly these two).
-NEEDED_CRDS = ("placements.cluster.open-cluster-management.io",
-               "managedclustersetbindings.cluster.open-cluster-management.io")
+NEEDED_CRDS = ("placements.cluster.open-cluster-management.io", "managedclustersetbindings.cluster.open-cluster-management.io")
 # What a user changes when the registry has no image of the add-on's controller.
 IMAGES_FIX = "the add-on chart's image must be in a registry the nodes pull from (statusAddon.values for a mirror)"
 
@@ -73,9 +72,22 @@ def registry_config(secret: dict[str, Any] | None, key: str) -> str | None:
 
 
 def upgrade_command(settings: StatusAddonSettings, files: dict[str, str]) -> list[str]:
-    command = ["helm", "upgrade", "--install", RELEASE, settings.chart, "--version", settings.version,
-               "--namespace", NAMESPACE, "--create-namespace", "--kubeconfig", files["kubeconfig"],
-               "--values", files["values.json"]]
+    command = [
+        "helm",
+        "upgrade",
+        "--install",
+        RELEASE,
+        settings.chart,
+        "--version",
+        settings.version,
+        "--namespace",
+        NAMESPACE,
+        "--create-namespace",
+        "--kubeconfig",
+        files["kubeconfig"],
+        "--values",
+        files["values.json"],
+    ]
     if settings.plain_http:
         command.append("--plain-http")
     if "ca.crt" in files:
@@ -104,8 +116,11 @@ class Helm:
         with commands.private_files(files) as paths:
             home = paths["kubeconfig"].rsplit("/", 1)[0]
             env = {f"HELM_{kind}_HOME": f"{home}/helm-{kind.lower()}" for kind in ("CACHE", "CONFIG", "DATA")}
-            command = (upgrade_command(self.settings, paths) if values is not None
-                       else ["helm", *args, "--namespace", NAMESPACE, "--kubeconfig", paths["kubeconfig"]])
+            command = (
+                upgrade_command(self.settings, paths)
+                if values is not None
+                else ["helm", *args, "--namespace", NAMESPACE, "--kubeconfig", paths["kubeconfig"]]
+            )
             result = commands.run(self.ctx, command, env)
         if result.returncode != 0:
             # The chart's registry was asked first (registry.py): what fails here is worth another try.
@@ -118,8 +133,12 @@ class Helm:
             return None
         values = json.loads(self.run("get values", "get", "values", RELEASE, "--output", "json") or "null")
         entry = listed[0]
-        return Release(status=entry.get("status", ""), chart=entry.get("chart", ""),
-                       revision=int(entry.get("revision", 0)), values=values or {})
+        return Release(
+            status=entry.get("status", ""),
+            chart=entry.get("chart", ""),
+            revision=int(entry.get("revision", 0)),
+            values=values or {},
+        )
 
 
 def wait_for_crds(ctx: Context) -> None:
@@ -164,8 +183,7 @@ def ensure(ctx: Context) -> None:
     release = in_time(ctx, helm.release, "reading the status add-on release")
     differs = up_to_date(release, settings)
     if differs is None:
-        ctx.info("status add-on release is up to date; not running helm", chart=settings.chart,
-                 version=settings.version)
+        ctx.info("status add-on release is up to date; not running helm", chart=settings.chart, version=settings.version)
     else:
         if release is not None and release.status.startswith("pending-"):
             # A hook pod killed during helm's run leaves the release locked; only this hook writes it.
@@ -193,9 +211,9 @@ def verify(ctx: Context) -> None:
 STEP = Step(
     name="status-addon",
     ensures=f"KubeStellar's OCM status add-on runs in the space (helm release {NAMESPACE}/{RELEASE}, unless "
-            "install_status_addon is false), installed only once the CRDs it needs are Established",
+    "install_status_addon is false), installed only once the CRDs it needs are Established",
     verified_by=f"release {RELEASE} deployed with the configured chart, version and values, Deployment "
-                f"{CONTROLLER_DEPLOYMENT} available, and ClusterManagementAddOn {ADDON} present",
+    f"{CONTROLLER_DEPLOYMENT} available, and ClusterManagementAddOn {ADDON} present",
     ensure=ensure,
     verify=verify,
 )

@@ -32,8 +32,11 @@ def identity(command: str, env: Mapping[str, str] | None = None) -> PodIdentity 
     if not namespace:
         return None
     # The helm test pod belongs to no Job.
-    return PodIdentity(namespace=namespace, job=env.get("ITS_HOOK_JOB") if command != "check" else None,
-                       termination_log=env.get("ITS_TERMINATION_LOG", "/dev/termination-log"))
+    return PodIdentity(
+        namespace=namespace,
+        job=env.get("ITS_HOOK_JOB") if command != "check" else None,
+        termination_log=env.get("ITS_TERMINATION_LOG", "/dev/termination-log"),
+    )
 
 
 def message(lines: Sequence[str]) -> str:
@@ -51,8 +54,10 @@ def message(lines: Sequence[str]) -> str:
 
 def unfinished(itses: Sequence[str]) -> list[str]:
     names = ", ".join(itses)
-    return [f"not finished: {names}. This pod ended before it finished them; if it was OOMKilled, raise "
-            "hook.resources.limits.memory, or hook.maxParallelPods so that each pod has fewer ITSes."]
+    return [
+        f"not finished: {names}. This pod ended before it finished them; if it was OOMKilled, raise "
+        "hook.resources.limits.memory, or hook.maxParallelPods so that each pod has fewer ITSes."
+    ]
 
 
 def write(me: PodIdentity, lines: Sequence[str]) -> None:
@@ -68,8 +73,10 @@ def end_on_sigterm(command: str, itses: Sequence[str], me: PodIdentity | None) -
     without this it would go on until the kubelet kills it when the grace period (30 s) is over.
     It ends at once instead, saying what it leaves undone; its clusteradm and helm processes end with
     it (the container's PID 1 gone, the kernel kills the rest)."""
-    line = (f"ks-its-hook: {command} stopped by SIGTERM (pod deleted) before it finished: "
-            f"{', '.join(itses)}; the next hook run (helm upgrade) takes them up again")
+    line = (
+        f"ks-its-hook: {command} stopped by SIGTERM (pod deleted) before it finished: "
+        f"{', '.join(itses)}; the next hook run (helm upgrade) takes them up again"
+    )
 
     def end(signum: int, _frame: FrameType | None) -> None:
         try:

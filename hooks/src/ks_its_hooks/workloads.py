@@ -23,8 +23,11 @@ REGISTRY_HAS_NO_IMAGE = "code = NotFound"
 def deployment_available(deployment: dict[str, Any]) -> bool:
     spec, status = deployment.get("spec") or {}, deployment.get("status") or {}
     wanted = spec.get("replicas", 1)
-    return bool(status.get("observedGeneration", 0) >= (deployment.get("metadata") or {}).get("generation", 1)
-                and status.get("availableReplicas", 0) >= wanted and status.get("updatedReplicas", 0) >= wanted)
+    return bool(
+        status.get("observedGeneration", 0) >= (deployment.get("metadata") or {}).get("generation", 1)
+        and status.get("availableReplicas", 0) >= wanted
+        and status.get("updatedReplicas", 0) >= wanted
+    )
 
 
 def deployments_pending(names: tuple[str, ...], objects: dict[str, dict[str, Any]]) -> str | None:
@@ -54,8 +57,9 @@ def missing_image(pod: dict[str, Any]) -> str | None:
     images = {c["name"]: c.get("image", "") for c in (spec.get("initContainers") or []) + (spec.get("containers") or [])}
     for container in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
         waiting = (container.get("state") or {}).get("waiting") or {}
-        if waiting.get("reason") in ("ErrImagePull", "ImagePullBackOff") \
-                and REGISTRY_HAS_NO_IMAGE in (waiting.get("message") or ""):
+        if waiting.get("reason") in ("ErrImagePull", "ImagePullBackOff") and REGISTRY_HAS_NO_IMAGE in (
+            waiting.get("message") or ""
+        ):
             return str(images.get(container.get("name", ""), container.get("image", "")))
     return None
 
@@ -106,5 +110,4 @@ def wait_available(ctx: Context, namespace: str, names: tuple[str, ...], what: s
     and at the deadline; `fix` is what a missing image asks the user to change."""
     explain = explainer(what, functools.partial(why_not_available, ctx.space.client, namespace, names, fix))
     with deadline_explained(ctx, what, explain):
-        ctx.space.client.wait(kube.DEPLOYMENTS, functools.partial(deployments_pending, names), what, namespace,
-                              explain=explain)
+        ctx.space.client.wait(kube.DEPLOYMENTS, functools.partial(deployments_pending, names), what, namespace, explain=explain)
