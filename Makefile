@@ -31,7 +31,7 @@ venv: $(VENV)/.stamp ## Create the virtualenv with pinned packages
 image: tools ## Build the hook image from hooks/Dockerfile on bases made of Debian packages (.cache/images)
 	@bash ci/images.sh hook
 
-images: tools ## Build the hook image and the sandbox's images (pause, OCM's hub and klusterlet, a shell)
+images: tools ## Build the hook image and the sandbox's images (pause, OCM, KubeFlex and what it runs, a shell)
 	@bash ci/images.sh all
 
 sandbox-up: images venv ## Start the sandbox (admin kubeconfig: .cache/sandbox/kubeconfig)

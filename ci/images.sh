@@ -2,7 +2,8 @@
 # Builds the images into .cache/images as OCI archives, with buildah, from nothing pulled:
 #   base images made of Debian packages by mmdebstrap (the Python runtime, a builder with pip and
 #   the machine's Go toolchain, a shell), the hook image from hooks/Dockerfile on those bases,
-#   and for the sandbox: pause, and OCM's hub and klusterlet commands, each FROM scratch.
+#   and for the sandbox: pause, OCM's hub and klusterlet commands, KubeFlex's images and what KubeFlex
+#   runs (see kubeflex() below).
 # Usage: ci/images.sh hook | all. Idempotent: an image whose inputs did not change is not rebuilt.
 # A failure prints one line naming the image and its log, and exits 1.
 set -euo pipefail
@@ -114,21 +115,23 @@ build_hook() {
   buildah push "$image" "oci-archive:$out/ks-its-hooks.tar:$image"
 }
 
-# scratch NAME TAG FILE PATH USER [ENTRYPOINT]: an image FROM scratch with one static binary, as
-# upstream's: OCM's images have no entrypoint (each Deployment's args[0] is the binary's path).
-scratch() {
-  local name=$1 tag=$2 file=$3 path=$4 user=$5 entrypoint=${6:-} stamp log="$logs/${1//\//-}.log" archive=${1//\//-}
-  stamp=$( (cat "$file"; echo "$path $user $entrypoint") | sha256sum | cut -c1-16)
+# binary FROM NAME TAG USER ENTRYPOINT FILE:PATH...: an image of static binaries FROM scratch or a base
+# above, as upstream's: OCM's images have no entrypoint (each Deployment's args[0] is the binary's path).
+binary() {
+  local from=$1 name=$2 tag=$3 user=$4 entrypoint=$5 stamp log="$logs/${2//\//-}.log" archive=${2//\//-} pair; shift 5
+  stamp=$( (echo "$from $user $entrypoint $*"; [[ $from == scratch ]] || cat "$out/.$from.stamp"
+            for pair in "$@"; do cat "${pair%%:*}"; done) | sha256sum | cut -c1-16)
   fresh "$archive" "$stamp" && return 0
-  build_scratch "$name" "$tag" "$file" "$path" "$user" "$archive" "$entrypoint" >"$log" 2>&1 || fail "$name" "$log"
+  build_binary "$from" "$name" "$tag" "$user" "$entrypoint" "$archive" "$@" >"$log" 2>&1 || fail "$name" "$log"
   record "$archive" "$stamp"
   offer "$archive" "$name:$tag"
 }
 
-build_scratch() {
-  local name=$1 tag=$2 file=$3 path=$4 user=$5 archive=$6 entrypoint=$7 container
-  container=$(buildah from scratch) || return 1
-  buildah copy --chmod 0755 "$container" "$file" "$path" || return 1
+build_binary() {
+  local from=$1 name=$2 tag=$3 user=$4 entrypoint=$5 archive=$6 container pair; shift 6
+  [[ $from == scratch ]] || from="localhost/$from:$SUITE"
+  container=$(buildah from --pull=never "$from") || return 1
+  for pair in "$@"; do buildah copy --chmod 0755 "$container" "${pair%%:*}" "${pair#*:}" || return 1; done
   buildah config --user "$user" "$container" || return 1
   if [[ -n "$entrypoint" ]]; then buildah config --entrypoint "[\"$entrypoint\"]" "$container" || return 1; fi
   buildah commit --rm --format oci "$container" "localhost/$name:$tag" || return 1
@@ -138,13 +141,58 @@ build_scratch() {
 sandbox() {
   base shell dash coreutils base-files
   offer shell "sandbox/shell:$SUITE"
-  scratch pause "$PAUSE_VERSION" "$bin/pause" /pause 65535:65535 /pause
+  binary scratch pause "$PAUSE_VERSION" 65535:65535 /pause "$bin/pause:/pause"
   # Image name -> command (upstream's images keep the binary at /<command>, USER 10001).
   local image command
   for image in registration-operator registration work placement addon-manager; do
     command=$image; [[ $image == addon-manager ]] && command=addon
-    scratch "open-cluster-management/$image" "$OCM_VERSION" "$bin/ocm/$command" "/$command" 10001
+    binary scratch "open-cluster-management/$image" "$OCM_VERSION" 10001 "" "$bin/ocm/$command:/$command"
   done
+  kubeflex
+}
+
+# KubeFlex's images, and those its chart and its vcluster spaces run, under upstream's names: the
+# node pulls <host>/<path> from the sandbox's registry (a mirror of each host, tests/sandbox/node.py).
+# `static` stands for distroless/static (nonroot 65532, CA bundle, /tmp, no shell).
+kubeflex() {
+  base static base-files netbase
+  local kf=${KUBEFLEX_VERSION#v}
+  binary static ghcr.io/kubestellar/kubeflex/manager "$kf" 65532:65532 /manager "$bin/kubeflex/manager:/manager"
+  # ko's layout (upstream builds cmupdate with ko); the operator runs the tag `latest`.
+  binary static ghcr.io/kubestellar/kubeflex/cmupdate latest 65532:65532 /ko-app/cmupdate \
+    "$bin/kubeflex/cmupdate:/ko-app/cmupdate"
+  # Stand-ins (tests/images): no module of these is served here; README lists them.
+  binary static quay.io/brancz/kube-rbac-proxy v0.19.1 65532:65532 /usr/local/bin/kube-rbac-proxy \
+    "$bin/sandbox/kube-rbac-proxy:/usr/local/bin/kube-rbac-proxy"
+  # The chart's Job runs `sh -c "kubectl apply ..."`: a shell and the pinned kubectl.
+  binary shell quay.io/kubestellar/kubectl 1.30.14 65532:65532 "" "$bin/kubectl:/usr/local/bin/kubectl"
+  # The vcluster chart's k3s: the launcher and the control plane's binaries (tests/images/k3s).
+  binary static docker.io/rancher/k3s v1.27.2-k3s1 0:0 /bin/k3s "$bin/sandbox/k3s:/bin/k3s" "$bin/etcd:/bin/etcd" \
+    "$bin/kube-apiserver:/bin/kube-apiserver" "$bin/kube-controller-manager:/bin/kube-controller-manager"
+  syncer
+}
+
+# The vcluster chart's syncer: the sandbox's pod syncer (tests/sandbox/vcluster.py) on the hook image,
+# which has Python and the Kubernetes client.
+syncer() {
+  local name=ghcr.io/loft-sh/vcluster tag=0.16.4 archive=ghcr.io-loft-sh-vcluster log="$logs/vcluster-syncer.log" stamp
+  local files=(tests/__init__.py tests/sandbox/__init__.py tests/sandbox/host.py tests/sandbox/kube.py
+               tests/sandbox/syncer.py tests/sandbox/vcluster.py)
+  stamp=$( (cat "$out/.ks-its-hooks.stamp"; cd "$root" && cat "${files[@]}") | sha256sum | cut -c1-16)
+  fresh "$archive" "$stamp" && return 0
+  build_syncer "$name:$tag" "$archive" "${files[@]}" >"$log" 2>&1 || fail "$name" "$log"
+  record "$archive" "$stamp"
+  offer "$archive" "$name:$tag"
+}
+
+build_syncer() {
+  local image=$1 archive=$2 container file; shift 2
+  container=$(buildah from --pull=never "localhost/kubestellar/ks-its-hooks:$APP_VERSION") || return 1
+  for file in "$@"; do buildah copy "$container" "$root/$file" "/opt/sandbox/$file" || return 1; done
+  buildah config --env PYTHONPATH=/opt/ks-its:/opt/sandbox --workingdir /opt/sandbox \
+    --entrypoint '["python3", "-m", "tests.sandbox.vcluster"]' --user 0:0 "$container" || return 1
+  buildah commit --rm --format oci "$container" "localhost/$image" || return 1
+  buildah push "localhost/$image" "oci-archive:$out/$archive.tar:localhost/$image"
 }
 
 case "${1:-all}" in

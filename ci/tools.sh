@@ -178,6 +178,35 @@ argocd() {
     "-s -w -X github.com/argoproj/argo-cd/v3/common.version=${ARGOCD_VERSION#v}" "${replaces[@]}"
 }
 
+# --- The KubeFlex operator (its manager, and cmupdate, which its vcluster spaces run as a Job), in
+# .cache/bin/kubeflex/: the sandbox runs it as KubeFlex's chart installs it. A dependency of a
+# throw-away module; the module's hash is checked by module_sources.
+KUBEFLEX_COMMANDS=(manager cmupdate)
+
+kubeflex() {
+  is_current kubeflex/manager "$KUBEFLEX_VERSION" && is_current kubeflex/cmupdate "$KUBEFLEX_VERSION" && return 0
+  local dir="$work/kubeflex" log="$logs/kubeflex.log" pkgs=() name
+  for name in "${KUBEFLEX_COMMANDS[@]}"; do pkgs+=("github.com/kubestellar/kubeflex/cmd/$name"); done
+  echo "tools: building kubeflex $KUBEFLEX_VERSION (log: $log)"
+  rm -rf "$dir" && mkdir -p "$dir" "$bin/kubeflex"
+  (cd "$dir" && go mod init local.build/kubeflex && go mod edit -require="github.com/kubestellar/kubeflex@$KUBEFLEX_VERSION" \
+    && go build -mod=mod -trimpath -ldflags "-s -w" -o "$bin/kubeflex/" "${pkgs[@]}") >"$log" 2>&1 \
+    || fail "building kubeflex $KUBEFLEX_VERSION" "$log"
+  for name in "${KUBEFLEX_COMMANDS[@]}"; do echo "$KUBEFLEX_VERSION" >"$bin/kubeflex/.$name.version"; done
+}
+
+# --- Stand-ins the sandbox builds from tests/images/<name> (Go, standard library only), for images
+# whose upstream module the Go module registry here does not serve.
+standin() { # name
+  local src="$root/tests/images/$1" stamp
+  stamp=$(cat "$src"/*.go | sha256sum | cut -c1-16)
+  is_current "sandbox/$1" "$stamp" && return 0
+  mkdir -p "$bin/sandbox"
+  (cd "$src" && go build -trimpath -ldflags "-s -w" -o "$bin/sandbox/$1" .) >"$logs/$1.log" 2>&1 \
+    || fail "building the $1 stand-in" "$logs/$1.log"
+  echo "$stamp" >"$bin/sandbox/.$1.version"
+}
+
 # --- Module sources read at run time by the sandbox (KubeFlex's CRDs), checked against pinned hashes.
 module_sources() {
   local log="$logs/modules.log" sum
@@ -211,6 +240,9 @@ install actionlint github.com/rhysd/actionlint "$ACTIONLINT_VERSION" github.com/
 build helm-tool github.com/cert-manager/helm-tool "$HELM_TOOL_VERSION" github.com/cert-manager/helm-tool "-s -w"
 argocd
 module_sources
+kubeflex
+standin kube-rbac-proxy
+standin k3s
 elapsed=$(($(date +%s) - start))
 [[ "$cold" == 1 ]] && echo "$elapsed" >"$cache/tools-cold-build-seconds"
 echo "tools: ready in ${elapsed}s: $(cd "$bin" && ls | tr '\n' ' ')"

@@ -20,7 +20,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from tests.harness import CHART_VERSION, Sandbox
-from tests.sandbox.kube import api_client, as_object, manifest, or_none, secret_text
+from tests.sandbox.kube import api_client, as_object, manifest, or_none
 from tests.sandbox.servers import BIN, REPO, StartError
 from tests.sandbox.supervisor import DEFAULT_DIR, state, up
 
@@ -140,16 +140,7 @@ def condition(obj: dict[str, Any], cond_type: str) -> str:
     return "-"
 
 
-def space_kubeconfig(core: client.CoreV1Api, cp: dict[str, Any], handle: Sandbox) -> str:
-    """A kubeconfig of the space for use on this machine."""
-    if cp["spec"]["type"] == "host":
-        return handle.kubeconfig.read_text()
-    if cp["spec"]["type"] == "external":
-        return handle.external_kubeconfig.read_text()
-    return secret_text(core.read_namespaced_secret("vc-vcluster", f"{cp['metadata']['name']}-system"), "config")
-
-
-def its_row(custom: client.CustomObjectsApi, core: client.CoreV1Api, name: str, handle: Sandbox) -> tuple[list[str], bool]:
+def its_row(custom: client.CustomObjectsApi, name: str, handle: Sandbox) -> tuple[list[str], bool]:
     cp = as_object(custom.get_cluster_custom_object("tenancy.kflex.kubestellar.org", "v1alpha1", "controlplanes", name))
     ready = condition(cp, "Ready") == "True"
     hub, props, addon = "-", "-", "-"
@@ -160,7 +151,7 @@ def its_row(custom: client.CustomObjectsApi, core: client.CoreV1Api, name: str, 
         done = time.mktime(time.strptime(annotations["its.kubestellar.io/status-time"], "%Y-%m-%dT%H:%M:%SZ"))
         took = f"{done - created:.0f}s"
     if ready:
-        text = space_kubeconfig(core, cp, handle)
+        text = handle.space_kubeconfig(name)
         path = handle.root / f"{name}.kubeconfig"
         path.write_text(text)
         path.chmod(0o600)
@@ -189,6 +180,20 @@ def its_row(custom: client.CustomObjectsApi, core: client.CoreV1Api, name: str, 
     label = (cp["metadata"].get("labels") or {}).get("kflex.kubestellar.io/cptype", "-")
     ok = ready and hub == "Applied" and props == "present" and addon == "1/1 available" and label == "its"
     return [name, cp["spec"]["type"], "yes" if ready else "no", hub, addon, props, label, took], ok
+
+
+def kubeflex_row(core: client.CoreV1Api, current: dict[str, Any]) -> str:
+    """The KubeFlex operator every ITS's space comes from: its pod, image and chart."""
+    pods = core.list_namespaced_pod("kubeflex-system", label_selector="control-plane=controller-manager").items
+    if not pods:
+        return "KubeFlex: no operator pod in kubeflex-system"
+    pod = pods[0]
+    image = next(c.image for c in pod.spec.containers if c.name == "manager")
+    ready = all(s.ready for s in pod.status.container_statuses or [])
+    return (
+        f"KubeFlex {current['kubeflex_version']}: pod kubeflex-system/{pod.metadata.name} "
+        f"{pod.status.phase}{'' if ready else ' (not ready)'}, image {image}, chart {current['kubeflex_chart']}"
+    )
 
 
 def show_wecs(handle: Sandbox) -> bool:
@@ -300,11 +305,12 @@ def main() -> int:
     rows, all_ok = [header], True
     for name in ("its1", "its2", "its3"):
         try:
-            row, ok = its_row(custom, core, name, handle)
+            row, ok = its_row(custom, name, handle)
         except ApiException as err:
             row, ok = [name, "-", "no", "-", "-", "-", "-", f"error {err.status}"], False
         rows.append(row)
         all_ok = all_ok and ok
+    say(kubeflex_row(core, current))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     for row in rows:
         say("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))

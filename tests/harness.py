@@ -25,8 +25,9 @@ from kubernetes import client
 from tests.sandbox.clusters import CLUSTERS_NAME, CLUSTERS_NAMESPACE, apiserver_name, kubeconfig_paths
 from tests.sandbox.host import Host
 from tests.sandbox.kube import api_client, as_object, manifest, or_none, secret_text
-from tests.sandbox.kubeflex import FAULTS_NAME, FAULTS_NAMESPACE
+from tests.sandbox.node import cri_log
 from tests.sandbox.servers import BIN, REPO, kubeconfig, yaml_value
+from tests.sandbox.vcluster import FAULTS_NAME, FAULTS_NAMESPACE
 
 CHART = REPO / "chart"
 CHART_VERSION = yaml_value(CHART / "Chart.yaml", "version")
@@ -191,17 +192,37 @@ class Sandbox:
             "create", "secret", "generic", name, "-n", namespace, f"--from-file={key}={self.external_incluster_kubeconfig}"
         )
 
-    def space_api(self, name: str) -> client.ApiClient:
-        """A client for a space from the machine: a vcluster's through the kubeconfig KubeFlex writes
-        for use outside the hosting cluster; a host ITS is the hosting cluster; an external one the
-        external cluster."""
+    def vcluster_kubeconfig(self, name: str) -> str:
+        """A vcluster space's admin kubeconfig for this machine: the one vcluster writes for use outside
+        the hosting cluster (vc-vcluster, key `config`), at the NodePort of KubeFlex's Service
+        vcluster-nodeport, which the sandbox relays to the machine's loopback (relays/nodeport-<port>
+        says at which port)."""
+        config = yaml.safe_load(secret_text(self.core.read_namespaced_secret("vc-vcluster", f"{name}-system"), "config"))
+        for cluster in config["clusters"]:
+            cluster["cluster"]["server"] = f"https://127.0.0.1:{self.vcluster_machine_port(name)}"
+        return str(yaml.safe_dump(config))
+
+    def vcluster_machine_port(self, name: str) -> int:
+        """The machine's loopback port the sandbox relays the NodePort of vcluster-nodeport to."""
+        service = self.core.read_namespaced_service("vcluster-nodeport", f"{name}-system")
+        node_port = next(port.node_port for port in service.spec.ports if port.node_port)
+        record = self.root / "relays" / f"nodeport-{node_port}"
+        wait_until(f"the sandbox's relay of NodePort {node_port}", record.exists, timeout=60)
+        return int(record.read_text())
+
+    def space_kubeconfig(self, name: str) -> str:
+        """An admin kubeconfig of a space for this machine: a vcluster's through its NodePort; a host
+        ITS's is the hosting cluster's; an external one's the external cluster's."""
         cp = self.controlplane(name)
-        assert cp is not None
+        assert cp is not None, f"no ControlPlane {name}"
         if cp["spec"]["type"] == "host":
-            return self.api
+            return self.kubeconfig.read_text()
         if cp["spec"]["type"] == "external":
-            return api_client(self.external_kubeconfig.read_text())
-        return api_client(secret_text(self.core.read_namespaced_secret("vc-vcluster", f"{name}-system"), "config"))
+            return self.external_kubeconfig.read_text()
+        return self.vcluster_kubeconfig(name)
+
+    def space_api(self, name: str) -> client.ApiClient:
+        return api_client(self.space_kubeconfig(name))
 
     # --- clusters on demand: workload clusters, and the clusters external ITSes adopt -----------
 
@@ -230,14 +251,9 @@ class Sandbox:
 
     def hub_kubeconfig(self, its: str) -> Path:
         """The ITS's space, for clusteradm on this machine."""
-        cp = self.controlplane(its) or {}
-        if cp["spec"]["type"] == "host":
-            return self.kubeconfig
-        if cp["spec"]["type"] == "external":
-            return self.external_kubeconfig
         path = self.root / "hubs" / f"{its}.kubeconfig"
         path.parent.mkdir(exist_ok=True)
-        path.write_text(secret_text(self.core.read_namespaced_secret("vc-vcluster", f"{its}-system"), "config"))
+        path.write_text(self.space_kubeconfig(its))
         path.chmod(0o600)
         return path
 
@@ -250,7 +266,11 @@ class Sandbox:
             r"^token=(\S+)$", self.run(str(BIN / "clusteradm"), "get", "token", "--kubeconfig", str(hub)).stdout, re.MULTILINE
         )
         assert token, "clusteradm get token printed no token"
-        port = yaml.safe_load(hub.read_text())["clusters"][0]["cluster"]["server"].rsplit(":", 1)[1]
+        if (self.controlplane(its) or {})["spec"]["type"] == "vcluster":  # at its NodePort, as cluster-info says
+            service = self.core.read_namespaced_service("vcluster-nodeport", f"{its}-system")
+            port = str(next(p.node_port for p in service.spec.ports if p.node_port))
+        else:  # an API server of the sandbox: the same port on the machine and in the namespace
+            port = yaml.safe_load(hub.read_text())["clusters"][0]["cluster"]["server"].rsplit(":", 1)[1]
         self.run(
             "nsenter",
             f"--net=/run/netns/{self.state['netns']}",
@@ -287,23 +307,21 @@ class Sandbox:
 
     # --- audit ------------------------------------------------------------------------------
 
-    def audit(self, since: float, path: Path | None = None) -> list[dict[str, Any]]:
-        """Audit events (ResponseComplete) from `path` (default: hosting) received at or after `since`."""
-        events = []
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(since))
-        with open(path or self.hosting_audit) as handle:
-            for line in handle:
-                event = json.loads(line)
-                if event.get("stage") == "ResponseComplete" and event["requestReceivedTimestamp"][:19] >= stamp:
-                    events.append(event)
-        return events
+    def audit(self, since: float) -> list[dict[str, Any]]:
+        """The hosting cluster's audit events (ResponseComplete) received at or after `since`."""
+        return audit_events(self.hosting_audit.read_text().splitlines(), since)
 
-    def space_audit_log(self, name: str) -> Path:
-        cp = self.controlplane(name) or {}
-        server = {"host": "hosting", "external": apiserver_name(EXTERNAL_CLUSTER)}.get(
-            (cp.get("spec") or {}).get("type", ""), f"space-{name}"
-        )
-        return self.root / "apiservers" / server / "audit.log"
+    def space_audit(self, since: float, name: str) -> list[dict[str, Any]]:
+        """The same, of an ITS's space: a vcluster's API server writes its audit log to its container's
+        output (every restart and every pod of the StatefulSet `vcluster`, as the node keeps them)."""
+        cp_type = ((self.controlplane(name) or {}).get("spec") or {}).get("type", "")
+        if cp_type == "host":
+            return self.audit(since)
+        if cp_type == "external":
+            path = self.root / "apiservers" / apiserver_name(EXTERNAL_CLUSTER) / "audit.log"
+            return audit_events(path.read_text().splitlines(), since)
+        logs = sorted((self.root / "node" / "kubelet" / "pod-logs").glob(f"{name}-system_vcluster-0_*/vcluster/*.log"))
+        return audit_events("".join(cri_log(path) for path in logs).splitlines(), since)
 
     def token_kubeconfig(self, path: Path, namespace: str, service_account: str) -> Path:
         """A kubeconfig with a token of a ServiceAccount: requests are made, and audited, as that account."""
@@ -320,6 +338,19 @@ class Sandbox:
 
 # The API server renews its own identity lease every few seconds: not a client's write.
 SERVER_SELF = "system:apiserver"
+
+
+def audit_events(lines: list[str], since: float) -> list[dict[str, Any]]:
+    """Audit events (ResponseComplete, JSON lines among others) received at or after `since`."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(since))
+    events = []
+    for line in lines:
+        if not line.startswith('{"kind":"Event"'):
+            continue
+        event = json.loads(line)
+        if event.get("stage") == "ResponseComplete" and event["requestReceivedTimestamp"][:19] >= stamp:
+            events.append(event)
+    return events
 
 
 def mutating(events: list[dict[str, Any]], user: str | None = None, agent: str | None = None) -> list[str]:

@@ -190,7 +190,7 @@ def test_a_resync_replaces_the_hook_job_and_the_hook_writes_nothing(sandbox: San
     # the same time, is checked above by this hook's own ServiceAccount.
     for its in app["itses"]:
         if its.get("type", "vcluster") == "vcluster":
-            assert mutating(sandbox.audit(since, sandbox.space_audit_log(its["name"])), agent=HOOK_AGENT) == []
+            assert mutating(sandbox.space_audit(since, its["name"]), agent=HOOK_AGENT) == []
 
 
 def test_adding_an_its_makes_it_ready_and_removing_it_keeps_it_with_no_self_heal_loop(

@@ -47,7 +47,7 @@ def test_upgrades_add_keep_and_remove_itses(sandbox: Sandbox) -> None:
     assert [e for e in events if e["user"]["username"] == user], "the hook did not run on the no-op upgrade"
     assert mutating(events, user) == []
     for name in (first, second, third):
-        assert mutating(sandbox.audit(since, sandbox.space_audit_log(name)), agent=HOOK_AGENT) == []
+        assert mutating(sandbox.space_audit(since, name), agent=HOOK_AGENT) == []
     # helm rollback (revision 4 = revision 2).
     sandbox.helm("helm3", "rollback", release, "2", "--namespace", namespace, "--wait")
     # Remove an ITS: its space survives (keepSpaces is the default).

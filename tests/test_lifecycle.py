@@ -4,10 +4,13 @@ another release, and the commands NOTES prints."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shlex
 import subprocess
+import urllib.parse
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,8 @@ import yaml
 from kubernetes import client
 
 from tests.harness import CHART, Sandbox, assert_ready_its, install, three_types, unique, wait_until
+from tests.sandbox import ports
+from tests.sandbox.kube import secret_text
 
 # What the chart creates besides ControlPlanes, by the API that lists it.
 NAMESPACED = (
@@ -173,6 +178,35 @@ def notes_commands(notes: str) -> list[str]:
     return commands
 
 
+@contextlib.contextmanager
+def kubestellar_ingress(sandbox: Sandbox, name: str, tmp_path: Path) -> Iterator[str]:
+    """What KubeStellar's setup gives the user's machine for the kubeconfig vcluster writes for use
+    outside (server https://<cp>.localtest.me:9443, KubeFlex's domain and external port): public DNS
+    answers every localtest.me name with 127.0.0.1, and port 9443 reaches an ingress controller that
+    passes TLS through to the space (KubeFlex's Ingress <cp>). Here: an /etc/hosts bound in the
+    command's own mount namespace, and socat from 127.0.0.1:9443 to the sandbox's relay of the
+    space's NodePort (the same pod port). Yields a shell prefix that runs a command there."""
+    config = yaml.safe_load(secret_text(sandbox.core.read_namespaced_secret("vc-vcluster", f"{name}-system"), "config"))
+    server = urllib.parse.urlsplit(config["clusters"][0]["cluster"]["server"])
+    assert (server.hostname, server.port) == (f"{name}.localtest.me", 9443), server
+    assert ports.free_on_machine(server.port), f"port {server.port} of the machine is taken"
+    hosts = tmp_path / "hosts"
+    hosts.write_text(f"127.0.0.1 localhost {server.hostname}\n")
+    ingress = subprocess.Popen(
+        [
+            "socat",
+            f"TCP-LISTEN:{server.port},bind=127.0.0.1,fork,reuseaddr",
+            f"TCP:127.0.0.1:{sandbox.vcluster_machine_port(name)}",
+        ]
+    )
+    try:
+        wait_until("the ingress stand-in listening", lambda: not ports.free_on_machine(server.port), timeout=10)
+        yield f"mount --bind {shlex.quote(str(hosts))} /etc/hosts && "
+    finally:
+        ingress.terminate()
+        ingress.wait(timeout=10)
+
+
 def test_every_command_notes_prints_runs_as_printed(sandbox: Sandbox, host_hub: None, tmp_path: Path) -> None:
     namespace, release = unique("notes"), "ks-its"
     itses = three_types(sandbox, namespace, "nt")
@@ -181,9 +215,11 @@ def test_every_command_notes_prints_runs_as_printed(sandbox: Sandbox, host_hub: 
     commands = notes_commands(notes)
     # The state, the logs, the test, and one pair of commands per vcluster space (host: one command).
     assert len(commands) == 3 + 2 + 1, commands
-    for command in commands:
-        ran = sandbox.run("bash", "-o", "pipefail", "-c", f"cd {shlex.quote(str(tmp_path))} && {command}", check=False)
-        assert ran.returncode == 0, f"{command}\n{ran.stdout}\n{ran.stderr}"
+    with kubestellar_ingress(sandbox, itses[0]["name"], tmp_path) as where:
+        for command in commands:
+            script = f"{where}cd {shlex.quote(str(tmp_path))} && {command}"
+            ran = sandbox.run("unshare", "--mount", "bash", "-o", "pipefail", "-c", script, check=False)
+            assert ran.returncode == 0, f"{command}\n{ran.stdout}\n{ran.stderr}"
     listed = sandbox.run("bash", "-c", commands[0]).stdout
     assert all(its["name"] in listed for its in itses) and listed.count("Ready") >= 3
     logs = sandbox.run("bash", "-c", commands[1]).stdout

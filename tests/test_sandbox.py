@@ -1,4 +1,5 @@
-"""Proof that the sandbox is real: ControlPlanes of each type become Ready with working credentials,
+"""Proof that the sandbox is real: the real KubeFlex operator makes ControlPlanes of each type Ready
+with working credentials,
 the real clusteradm initializes a hub, Jobs run through the real Job controller, and Helm sees
 their results."""
 
@@ -12,11 +13,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from kubernetes import client
 
 from tests.harness import Sandbox, container_state, unique, wait_until
 from tests.sandbox.host import CONTAINER_LOG_LINKS, UNIFIED, Host
-from tests.sandbox.kube import api_client, manifest, secret_text
+from tests.sandbox.kube import manifest, secret_text
 from tests.sandbox.servers import REPO, pid_alive
 from tests.sandbox.supervisor import down, state, up
 
@@ -27,14 +29,28 @@ def ready(sandbox: Sandbox, name: str) -> bool:
 
 
 @pytest.mark.parametrize("cp_type", ["vcluster", "host", "external"])
-def test_controlplane_of_each_type_becomes_ready_with_working_credentials(sandbox: Sandbox, cp_type: str) -> None:
+def test_controlplane_of_each_type_becomes_ready_with_working_credentials(
+    sandbox: Sandbox, cp_type: str, request: pytest.FixtureRequest
+) -> None:
     name = unique(f"sb-{cp_type[:4]}")
     bootstrap = None
+    if cp_type == "host":
+        # What a site that grants it itself does (the chart's kubeflex.bindClusterAdminForHost: false):
+        # KubeFlex may bind the host space's ServiceAccount to cluster-admin only if it holds it.
+        request.getfixturevalue("host_hub")
+        sandbox.kubectl(
+            "create",
+            "clusterrolebinding",
+            f"{name}-kubeflex",
+            "--clusterrole=cluster-admin",
+            "--serviceaccount=kubeflex-system:kubeflex-controller-manager",
+        )
+        request.addfinalizer(lambda: sandbox.kubectl("delete", "clusterrolebinding", f"{name}-kubeflex"))
     if cp_type == "external":
         sandbox.create_bootstrap_secret(f"{name}-bootstrap", "default")
         bootstrap = {"name": f"{name}-bootstrap", "namespace": "default", "inClusterKey": "kubeconfig-incluster"}
     sandbox.create_controlplane(name, cp_type, bootstrap)
-    wait_until(f"ControlPlane {name} Ready", lambda: ready(sandbox, name), timeout=60, interval=0.2)
+    wait_until(f"ControlPlane {name} Ready", lambda: ready(sandbox, name), timeout=240, interval=0.2)
     cp = sandbox.controlplane(name)
     assert cp is not None
     assert "kflex.kubestellar.org/finalizer" in cp["metadata"]["finalizers"]
@@ -65,12 +81,14 @@ def test_controlplane_of_each_type_becomes_ready_with_working_credentials(sandbo
         space.create_namespace(manifest({"metadata": {"name": f"only-in-{name}"}}))
         with pytest.raises(client.exceptions.ApiException):
             sandbox.core.read_namespace(f"only-in-{name}")
-        # The key for use outside the hosting cluster reaches the same space from here.
+        # The key for use outside the hosting cluster names the server KubeFlex asked the chart for (its
+        # ingress host); here it reaches the same space at its NodePort (space_api, above).
         secret = sandbox.core.read_namespaced_secret("vc-vcluster", f"{name}-system")
-        outside = client.CoreV1Api(api_client(secret_text(secret, "config")))
-        outside.read_namespace(f"only-in-{name}")
+        outside = yaml.safe_load(secret_text(secret, "config"))
+        assert outside["clusters"][0]["cluster"]["server"] == f"https://{name}.localtest.me:9443"
+        space.read_namespace(f"only-in-{name}")
     sandbox.delete_controlplane(name)
-    wait_until(f"ControlPlane {name} deleted", lambda: sandbox.controlplane(name) is None, timeout=60, interval=0.2)
+    wait_until(f"ControlPlane {name} deleted", lambda: sandbox.controlplane(name) is None, timeout=240, interval=0.2)
 
 
 @pytest.mark.parametrize("exit_code", [0, 1])

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 from kubernetes import client
 
+from . import loft
 from .certs import CertificateAuthority
 from .host import DNS_SERVICE_IP, NODE_IP, POD_CIDR, Host
 from .kube import api_client, or_none, run_watch
@@ -23,6 +24,9 @@ from .servers import ApiServer, Process, StartError, kubeconfig, tool, wait_http
 
 NODE_NAME = "ks-its-node"
 CNI_PLUGINS = Path("/usr/lib/cni")
+# Registries whose images the sandbox serves under their upstream names (ci/images.sh pushes
+# <host>/<path>:<tag>): KubeFlex's, its chart's and the vcluster chart's.
+MIRRORED_HOSTS = ("ghcr.io", "quay.io", "docker.io")
 
 
 def write(path: Path, text: str, mode: int = 0o644) -> Path:
@@ -127,15 +131,25 @@ class Node:
 
     def _containerd(self) -> None:
         d = self.dir / "containerd"
-        certs = d / "certs.d" / self.registry.address
         write(
-            certs / "hosts.toml",
+            d / "certs.d" / self.registry.address / "hosts.toml",
             f'server = "https://{self.registry.address}"\n'
             f'ca = "{self.registry.ca_file}"\n\n'
             f'[host."https://{self.registry.address}"]\n'
             f'  capabilities = ["pull", "resolve"]\n'
             f'  ca = "{self.registry.ca_file}"\n',
         )
+        # Images named by upstream's hosts (KubeFlex's, and those it runs) are pulled from the
+        # registry's <host>/ repositories, as from a pull-through mirror.
+        for upstream in MIRRORED_HOSTS:
+            write(
+                d / "certs.d" / upstream / "hosts.toml",
+                f'server = "https://{upstream}"\n\n'
+                f'[host."https://{self.registry.address}/v2/{upstream}"]\n'
+                f'  capabilities = ["pull", "resolve"]\n'
+                f'  ca = "{self.registry.ca_file}"\n'
+                f"  override_path = true\n",
+            )
         cni = write(
             self.dir / "cni" / "net.d" / "10-sandbox.conflist",
             json.dumps(
@@ -241,6 +255,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
             "imageGCHighThresholdPercent": 100,
             "imageGCLowThresholdPercent": 99,
             "podLogsDir": str(d / "pod-logs"),
+            # A vcluster space's audit log is its container's output (tests read it whole): no rotation
+            # within a test session.
+            "containerLogMaxSize": "500Mi",
             "healthzPort": free_port(),
             "port": free_port(),
             "readOnlyPort": 0,
@@ -318,7 +335,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         self._start("kube-proxy", [tool("kube-proxy"), f"--config={path}"])
 
     def _coredns(self) -> None:
-        """CoreDNS as a process on the node's address, behind Service kube-dns (see cluster-dns.yaml)."""
+        """CoreDNS as a process on the node's address, behind Service kube-dns (see cluster-dns.yaml).
+        Names outside the cluster get NXDOMAIN, but for the chart repository KubeFlex uses (loft.py)."""
         identity = self._identity("system:coredns")
         health, ready = free_port(), free_port()
         corefile = f"""cluster.local:53 {{
@@ -336,6 +354,12 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 .:53 {{
     bind {NODE_IP}
     errors
+    template IN A {loft.HOST} {{
+        answer "{{{{ .Name }}}} 60 IN A {NODE_IP}"
+    }}
+    template IN AAAA {loft.HOST} {{
+        rcode NOERROR
+    }}
     template ANY ANY {{
         rcode NXDOMAIN
     }}
@@ -377,14 +401,14 @@ class LogKeeper:
             return
         meta = pod["metadata"]
         directory = self.pod_logs / f"{meta['namespace']}_{meta['name']}_{meta['uid']}"
-        text = "".join(_cri_log(path) for path in sorted(directory.glob("*/*.log")))
+        text = "".join(cri_log(path) for path in sorted(directory.glob("*/*.log")))
         if text:
             images = [container.get("image", "") for container in (pod.get("spec") or {}).get("containers") or []]
             out = self.hooks if any(image.endswith(self.hook_image) for image in images) else self.workloads
             (out / f"{meta['namespace']}_{meta['name']}.log").write_text(text)
 
 
-def _cri_log(path: Path) -> str:
+def cri_log(path: Path) -> str:
     """A CRI log file (`<time> <stream> <F|P> <text>` per line) as the container wrote it."""
     out = []
     for line in path.read_text(errors="replace").splitlines():

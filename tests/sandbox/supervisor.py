@@ -2,10 +2,12 @@
 
 `up`, on the machine, makes the network namespace and cgroups (host.py) and starts the supervisor
 inside them: `python -m tests.sandbox serve`, which starts etcd, the API servers, the real node
-(node.py), the registry, the KubeFlex stand-in, and relays each server to the machine's loopback
-on the same port (relay.py). Everything it starts stays in the sandbox's cgroup, so teardown ends
-it all even after a crash. A test session passes a lifeline: when the session's process dies, however
-it dies, the supervisor tears the sandbox down.
+(node.py), the registry, the chart repository KubeFlex's vcluster type installs from (loft.py), the
+real KubeFlex operator from its chart (kubeflex_operator.py), and relays each server, and each
+vcluster space's NodePort, to the machine's loopback on the same port (relay.py). Everything it
+starts stays in the sandbox's cgroup, so teardown ends it all even after a crash. A test session
+passes a lifeline: when the session's process dies, however it dies, the supervisor tears the
+sandbox down.
 """
 
 from __future__ import annotations
@@ -24,13 +26,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from . import ports
+from kubernetes import client
+
+from . import kubeflex_operator, ports
 from .argocd import ArgoCD
 from .certs import CertificateAuthority
 from .clusters import Clusters
 from .host import KUBERNETES_SERVICE_IP, NODE_IP, SERVICE_CIDR, UNIFIED, Host
-from .kube import api_client
-from .kubeflex import FAULTS_NAME, FAULTS_NAMESPACE, KubeFlex
+from .kube import api_client, run_watch
+from .loft import ChartRepository
 from .node import LogKeeper, Node, Registry
 from .relay import Relays
 from .servers import (
@@ -39,13 +43,12 @@ from .servers import (
     ControllerManager,
     Etcd,
     StartError,
-    module_dir,
     pid_alive,
     pinned,
     tool,
     yaml_value,
 )
-from .virtual import VirtualCluster
+from .vcluster import FAULTS_NAME, FAULTS_NAMESPACE
 
 DEFAULT_DIR = REPO / ".cache" / "sandbox"
 IMAGES = REPO / ".cache" / "images"
@@ -76,7 +79,13 @@ HOSTING_CONTROLLERS = (
     "node-lifecycle-controller",
     # A host ITS's hub signs its managed clusters' client certificates.
     "certificatesigningrequest-signing-controller",
+    # KubeFlex's host type waits for the token of a legacy ServiceAccount token Secret.
+    "serviceaccount-token-controller",
+    # KubeFlex's vcluster spaces are StatefulSets; it runs cmupdate as a Job.
+    "statefulset-controller",
 )
+# The Service KubeFlex puts in front of each vcluster space for access from outside the cluster.
+VCLUSTER_NODEPORT = "vcluster-nodeport"
 
 
 def pushed_images() -> list[tuple[Path, str]]:
@@ -118,12 +127,15 @@ class Supervisor:
             extra_args=(
                 f"--cluster-signing-cert-file={self.hosting.dir / 'ca.crt'}",
                 f"--cluster-signing-key-file={self.hosting.dir / 'ca.key'}",
+                f"--service-account-private-key-file={self.hosting.dir / 'sa.key'}",
             ),
         )
         self.clusters: Clusters | None = None
-        self.registry = Registry(root, CertificateAuthority("sandbox-registry"), REGISTRY_STORAGE)
+        # The sandbox's CA: the registry's and the chart repository's serving certificates.
+        self.ca = CertificateAuthority("sandbox")
+        self.registry = Registry(root, self.ca, REGISTRY_STORAGE)
+        self.loft = ChartRepository(root, self.ca)
         self.node: Node | None = None
-        self.kubeflex: KubeFlex | None = None
         self.argocd: ArgoCD | None = None
         self._log_lock = threading.Lock()
 
@@ -134,18 +146,26 @@ class Supervisor:
     def _thread(self, name: str, target: Callable[[threading.Event], None]) -> None:
         threading.Thread(target=target, args=(self.stop_event,), daemon=True, name=name).start()
 
-    def _on_space(self, apiserver: ApiServer, namespace: str, service_ip: str) -> None:
-        """A new vcluster space: reachable from the machine, and its pods run on the node."""
-        self.relays.add(apiserver.port)
-        VirtualCluster(apiserver, self.api, namespace, "vcluster", service_ip, self.log).start()
+    @property
+    def _kubectl_argv(self) -> list[str]:
+        return [tool("kubectl"), "--kubeconfig", str(self.hosting.dir / "admin.kubeconfig")]
 
     def _kubectl(self, *args: str) -> None:
-        subprocess.run(
-            [tool("kubectl"), "--kubeconfig", str(self.hosting.dir / "admin.kubeconfig"), *args],
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
+        subprocess.run([*self._kubectl_argv, *args], check=True, capture_output=True, timeout=120)
+
+    def _relay_node_ports(self, stop: threading.Event) -> None:
+        """Each vcluster space's NodePort, reachable from the machine (Relays.add_node_port)."""
+        core = client.CoreV1Api(self.api)
+
+        def list_fn(**kw: Any) -> Any:
+            return core.list_service_for_all_namespaces(field_selector=f"metadata.name={VCLUSTER_NODEPORT}", **kw)
+
+        def on_service(event: str, service: dict[str, Any]) -> None:
+            for port in (service.get("spec") or {}).get("ports") or []:
+                if event != "DELETED" and port.get("nodePort"):
+                    self.relays.add_node_port(int(port["nodePort"]))
+
+        run_watch(self.api, list_fn, on_service, stop, "nodeport-relays", self.log)
 
     def _push_images(self) -> None:
         certs = self.registry.ca_file.parent
@@ -205,16 +225,28 @@ class Supervisor:
         self.relays.add(self.registry.port)
         self._push_images()
         self._push_charts()
-        crds = module_dir("github.com/kubestellar/kubeflex", pinned("KUBEFLEX_VERSION")) / "config" / "crd" / "bases"
-        self._kubectl("apply", "--server-side", "-f", str(crds), "-f", str(CLUSTER_DNS))
-        self._kubectl(
-            "wait",
-            "--for=condition=Established",
-            "crd/controlplanes.tenancy.kflex.kubestellar.org",
-            "crd/postcreatehooks.tenancy.kflex.kubestellar.org",
-            "--timeout=60s",
-        )
+        self._kubectl("apply", "--server-side", "-f", str(CLUSTER_DNS))
         self._kubectl("create", "configmap", FAULTS_NAME, "-n", FAULTS_NAMESPACE)
+        # The stand-in vcluster's syncer reads its faults with its own ServiceAccount.
+        self._kubectl(
+            "create",
+            "role",
+            "sandbox-standins-reader",
+            "-n",
+            FAULTS_NAMESPACE,
+            "--verb=get",
+            "--resource=configmaps",
+            f"--resource-name={FAULTS_NAME}",
+        )
+        self._kubectl(
+            "create",
+            "rolebinding",
+            "sandbox-standins-reader",
+            "-n",
+            FAULTS_NAMESPACE,
+            "--role=sandbox-standins-reader",
+            "--group=system:serviceaccounts",
+        )
         self.node = Node(
             self.root,
             self.host,
@@ -224,8 +256,15 @@ class Supervisor:
         )
         self.node.start()
         self._thread("log-keeper", LogKeeper(self.node, self.api, HOOK_IMAGE).run)
-        self.kubeflex = KubeFlex(self.hosting, self.etcd, self._on_space, self.log)
-        self._thread("kubeflex", self.kubeflex.run)
+        self.loft.start()
+        kubeflex_operator.install(
+            self.hosting.dir / "admin.kubeconfig",
+            self.registry.address,
+            self.registry.ca_file,
+            self.ca.cert_pem,
+            self._kubectl_argv,
+        )
+        self._thread("nodeport-relays", self._relay_node_ports)
         self.clusters = Clusters(self.root, self.etcd, self.api, self.relays, self.log)
         self._thread("clusters", self.clusters.run)
         self.argocd = ArgoCD(self.root, self.hosting, self.api, self.registry, self.relays, self.log)
@@ -244,6 +283,8 @@ class Supervisor:
             ),
             "netns": self.host.netns,
             "node_ip": NODE_IP,
+            "kubeflex_chart": f"oci://{self.registry.address}/{kubeflex_operator.REPOSITORY}/kubeflex-operator",
+            "kubeflex_version": kubeflex_operator.version(),
             "started_s": round(time.monotonic() - began, 1),
         }
         (self.root / "state.json").write_text(json.dumps(state, indent=2))
@@ -259,10 +300,9 @@ class Supervisor:
         """Every part at once (one after the other, their grace periods added up to most of a test
         run's teardown), then etcd, which they all write to."""
         self.stop_event.set()
-        spaces = list(self.kubeflex.spaces.values()) if self.kubeflex else []
         parts = [
             part
-            for part in (self.argocd, self.node, self.relays, self.kcm, self.clusters, self.hosting, self.registry, *spaces)
+            for part in (self.argocd, self.node, self.relays, self.kcm, self.clusters, self.hosting, self.registry, self.loft)
             if part is not None
         ]
         with ThreadPoolExecutor(max_workers=len(parts)) as pool:

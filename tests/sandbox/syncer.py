@@ -30,8 +30,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from .kube import api_client, manifest, or_none, run_watch
-from .servers import ApiServer
+from .kube import manifest, or_none, run_watch
 
 MANAGED_BY = "vcluster.loft.sh/managed-by"
 OBJECT_NAME, OBJECT_NAMESPACE, OBJECT_UID = (
@@ -69,15 +68,18 @@ def host_name(name: str, namespace: str, suffix: str) -> str:
 class PodSyncer:
     def __init__(
         self,
-        virtual: ApiServer,
+        virtual: client.ApiClient,
+        virtual_ca_pem: str,
         hosting: client.ApiClient,
         host_namespace: str,
         suffix: str,
         service_ip: str,
         log: Callable[[str], None],
     ) -> None:
-        self.virtual_server = virtual
-        self.virtual = api_client(virtual.admin_kubeconfig())
+        """virtual: an admin client of the virtual cluster, whose CA (virtual_ca_pem) its pods trust;
+        hosting: a client of the hosting cluster, allowed what vcluster's Role allows in host_namespace."""
+        self.virtual = virtual
+        self.virtual_ca_pem = virtual_ca_pem
         self.vcore = client.CoreV1Api(self.virtual)
         self.hosting = hosting
         self.hcore = client.CoreV1Api(hosting)
@@ -271,7 +273,7 @@ class PodSyncer:
                 "ownerReferences": [owner],
                 "labels": {MANAGED_BY: self.suffix},
             },
-            "stringData": {"token": token, "ca.crt": self.virtual_server.ca.cert_pem.decode(), "namespace": namespace},
+            "stringData": {"token": token, "ca.crt": self.virtual_ca_pem, "namespace": namespace},
         }
         self.hcore.create_namespaced_secret(self.namespace, manifest(secret))
         with contextlib.suppress(ApiException):  # already bound, after a restart of the sandbox

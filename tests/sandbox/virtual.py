@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from kubernetes import client
 
+from .kube import api_client
 from .servers import ApiServer, ControllerManager
 from .syncer import PodSyncer
 
@@ -48,7 +49,15 @@ class VirtualCluster:
             CONTROLLERS,
             extra_args=(f"--cluster-signing-cert-file={d / 'ca.crt'}", f"--cluster-signing-key-file={d / 'ca.key'}"),
         )
-        self.syncer = PodSyncer(apiserver, hosting, host_namespace, suffix, service_ip, log)
+        self.syncer = PodSyncer(
+            api_client(apiserver.admin_kubeconfig()),
+            apiserver.ca.cert_pem.decode(),
+            hosting,
+            host_namespace,
+            suffix,
+            service_ip,
+            log,
+        )
 
     def start(self) -> None:
         """Until its API server is retired (its space deleted), or the sandbox stops."""

@@ -1,0 +1,3 @@
+module local.build/k3s
+
+go 1.24

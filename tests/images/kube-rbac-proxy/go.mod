@@ -1,0 +1,3 @@
+module local.build/kube-rbac-proxy
+
+go 1.24
