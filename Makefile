@@ -77,7 +77,7 @@ unit-chart: tools ## helm-unittest suites in chart/tests, with helm 3 and helm 4
 unit-py: venv ## Python unit tests of the hook package
 	@$(PY) -m pytest hooks/tests -q $(PYTEST_ARGS)
 
-integration: images venv ## Integration suite on a sandbox of its own, four tests at a time (tests/run.py)
+integration: images venv ## Integration suite on a sandbox of its own, three tests at a time (tests/run.py)
 	@$(PY) -m tests.run -q --durations=25 $(PYTEST_ARGS)
 
 test: ## Lint, chart unit tests, Python unit tests, integration suite: stops at the first broken layer

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.harness import HOOK_RUNNER, REPORTS, SANDBOX_ENV, Sandbox, hold_host_hub, made_here, release, wait_until
+from tests.harness import HOOK_RUNNER, REPORTS, SANDBOX_ENV, Sandbox, hold_host_hub, made_here, release, unique, wait_until
 from tests.sandbox.argocd import ARGOCD_NAME, ARGOCD_NAMESPACE, RESOURCE_TREE_KEY
 from tests.sandbox.kube import api_client, manifest
 from tests.sandbox.servers import REPO
@@ -112,6 +112,23 @@ def host_hub(sandbox: Sandbox, request: pytest.FixtureRequest) -> Iterator[None]
     assert uses_host_hub(request.node.nodeid), f"add {request.node.nodeid} to tests.scheduling.HOST_HUB"
     with hold_host_hub(sandbox):
         yield
+
+
+@pytest.fixture
+def kubeflex_holds_cluster_admin(sandbox: Sandbox, host_hub: None) -> Iterator[None]:
+    """For a test that makes a host ControlPlane without the chart (a site that grants it itself,
+    kubeflex.bindClusterAdminForHost=false): KubeFlex may bind the host space's ServiceAccount to
+    cluster-admin only if it holds it."""
+    name = unique("kubeflex-host")
+    sandbox.kubectl(
+        "create",
+        "clusterrolebinding",
+        name,
+        "--clusterrole=cluster-admin",
+        "--serviceaccount=kubeflex-system:kubeflex-controller-manager",
+    )
+    yield
+    sandbox.kubectl("delete", "clusterrolebinding", name)
 
 
 @pytest.fixture(autouse=True)

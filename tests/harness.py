@@ -186,6 +186,12 @@ class Sandbox:
     def delete_controlplane(self, name: str) -> None:
         self.kubectl("delete", "controlplane", name, "--ignore-not-found", "--wait=false")
 
+    def space_gone(self, name: str) -> bool:
+        """The ControlPlane, its namespace and everything in it are gone (KubeFlex's finalizer, then the
+        garbage collector and the namespace controller). A ControlPlane made again before that meets a
+        terminating namespace, and KubeFlex's back-off (doubling up to 1000 s) delays it."""
+        return self.controlplane(name) is None and or_none(self.core.read_namespace, f"{name}-system") is None
+
     def create_bootstrap_secret(self, name: str, namespace: str, key: str = "kubeconfig-incluster") -> None:
         self.kubectl("create", "namespace", namespace, check=False)
         self.kubectl(
@@ -829,7 +835,7 @@ def install(
         "--create-namespace",
         "--wait",
         "--timeout",
-        "300s",
+        "480s",  # bounds a failure only; five ITSes at once through KubeFlex's one worker, under load
         *sandbox.image_values(),
         "--set-json",
         f"ITSes={json.dumps(itses)}",

@@ -1,8 +1,9 @@
 """`make integration`: one sandbox for the whole suite, then the suite in two phases on it.
 
 1. every test but the secret scan, on WORKERS pytest-xdist workers at once, the longest test first to
-   whichever worker is free (tests/scheduling.py; the tests often wait on the sandbox: with four at
-   once the two cores are busy 90% of the run, and five or six were no faster and missed timeouts);
+   whichever worker is free (tests/scheduling.py; the tests often wait on the sandbox: since every
+   space is a pod of the real KubeFlex's vcluster chart, three at once keep the two cores busy, and
+   four made installs and hook pods miss their timeouts);
 2. the secret scan alone, once every hook of the run has logged what it will log.
 
 The sandbox lives as long as this process (its lifeline), however it ends. pytest arguments
@@ -21,7 +22,7 @@ from tests.harness import SANDBOX_ENV
 from tests.sandbox.servers import REPO
 from tests.sandbox.supervisor import down, up
 
-WORKERS = 4
+WORKERS = 3
 LAST_MODULE = "tests/test_secret_scan.py"  # the secret scan
 NO_TESTS_COLLECTED = 5  # pytest's exit code when a selection (-k, -m) leaves a phase empty
 

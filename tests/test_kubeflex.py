@@ -25,12 +25,6 @@ def kubeflex_pods(sandbox: Sandbox) -> set[str]:
     }
 
 
-def space_gone(sandbox: Sandbox, name: str) -> bool:
-    """The ControlPlane, its namespace and everything in it are gone (KubeFlex's finalizer, then the
-    garbage collector and the namespace controller)."""
-    return sandbox.controlplane(name) is None and or_none(sandbox.core.read_namespace, f"{name}-system") is None
-
-
 @pytest.mark.usefixtures("host_hub")
 def test_a_host_its_needs_kubeflex_to_hold_cluster_admin_and_the_hook_says_so(sandbox: Sandbox) -> None:
     """Without the chart's binding, KubeFlex (its own chart's RBAC) may not bind the host space's
@@ -77,7 +71,7 @@ def test_a_host_its_needs_kubeflex_to_hold_cluster_admin_and_the_hook_says_so(sa
     owners = client.RbacAuthorizationV1Api(sandbox.api).read_cluster_role_binding(binding).metadata.owner_references
     assert [(o.kind, o.name) for o in owners] == [("ControlPlane", name)]
     sandbox.helm("helm3", "uninstall", release, "--namespace", namespace, "--wait")
-    wait_until(f"space {name} deleted on uninstall", lambda: space_gone(sandbox, name), timeout=300)
+    wait_until(f"space {name} deleted on uninstall", lambda: sandbox.space_gone(name), timeout=300)
     rbac = client.RbacAuthorizationV1Api(sandbox.api)
     assert or_none(rbac.read_cluster_role_binding, binding) is None
 
@@ -93,7 +87,7 @@ def test_a_removed_its_is_deleted_by_kubeflex_and_comes_back_as_a_new_space(sand
     client.CoreV1Api(sandbox.space_api(name)).create_namespaced_config_map("default", manifest(marker))
 
     install(sandbox, "helm3", release, namespace, [], *keep_off)
-    wait_until(f"space {name} deleted", lambda: space_gone(sandbox, name), timeout=300)
+    wait_until(f"space {name} deleted", lambda: sandbox.space_gone(name), timeout=300)
 
     install(sandbox, "helm3", release, namespace, [{"name": name}], *keep_off)
     assert (sandbox.controlplane(name) or {})["metadata"]["uid"] != first_uid
@@ -102,7 +96,7 @@ def test_a_removed_its_is_deleted_by_kubeflex_and_comes_back_as_a_new_space(sand
     assert left is None, "the re-added ITS got the old space back"
 
     sandbox.helm("helm3", "uninstall", release, "--namespace", namespace, "--wait")
-    wait_until(f"space {name} deleted on uninstall", lambda: space_gone(sandbox, name), timeout=300)
+    wait_until(f"space {name} deleted on uninstall", lambda: sandbox.space_gone(name), timeout=300)
 
 
 def test_kubeflex_restarted_during_an_install(sandbox: Sandbox) -> None:
@@ -167,4 +161,4 @@ def test_an_external_its_adopted_by_kubeflex_is_taken_up_again_by_the_next_hook_
     assert_ready_its(sandbox, name)
     # This worker's external cluster is one hub: free it for the next external ITS.
     sandbox.helm("helm3", "uninstall", release, "--namespace", namespace, "--wait")
-    wait_until(f"space {name} deleted on uninstall", lambda: space_gone(sandbox, name), timeout=300)
+    wait_until(f"space {name} deleted on uninstall", lambda: sandbox.space_gone(name), timeout=300)

@@ -58,7 +58,7 @@ def test_rollback_brings_a_deleted_its_back_to_ready(sandbox: Sandbox) -> None:
     install(sandbox, "helm3", release, namespace, [{"name": kept}, {"name": dropped}])  # revision 1
     install(sandbox, "helm3", release, namespace, [{"name": kept}])  # revision 2: dropped is kept, not listed
     sandbox.delete_controlplane(dropped)
-    wait_until(f"ControlPlane {dropped} deleted", lambda: sandbox.controlplane(dropped) is None)
+    wait_until(f"space {dropped} deleted", lambda: sandbox.space_gone(dropped), timeout=300)
     rolled = sandbox.helm(
         "helm3", "rollback", release, "1", "--namespace", namespace, "--wait", "--timeout", "300s", check=False
     )

@@ -442,9 +442,8 @@ def hub_owner(sandbox: Sandbox, its: str) -> str:
     return str(cm["metadata"]["annotations"]["its.kubestellar.io/its"])
 
 
-def test_a_hub_serves_one_its_and_refuses_a_second_naming_the_first(
-    sandbox: Sandbox, hook_runner: str, host_hub: None, tmp_path: Path
-) -> None:
+@pytest.mark.usefixtures("kubeflex_holds_cluster_admin")
+def test_a_hub_serves_one_its_and_refuses_a_second_naming_the_first(sandbox: Sandbox, hook_runner: str, tmp_path: Path) -> None:
     first, second = unique("hub-a"), unique("hub-b")
     sandbox.create_controlplane(first, "host")
     done = run_hook(sandbox, [{"name": first, "type": "host"}])

@@ -35,17 +35,7 @@ def test_controlplane_of_each_type_becomes_ready_with_working_credentials(
     name = unique(f"sb-{cp_type[:4]}")
     bootstrap = None
     if cp_type == "host":
-        # What a site that grants it itself does (the chart's kubeflex.bindClusterAdminForHost: false):
-        # KubeFlex may bind the host space's ServiceAccount to cluster-admin only if it holds it.
-        request.getfixturevalue("host_hub")
-        sandbox.kubectl(
-            "create",
-            "clusterrolebinding",
-            f"{name}-kubeflex",
-            "--clusterrole=cluster-admin",
-            "--serviceaccount=kubeflex-system:kubeflex-controller-manager",
-        )
-        request.addfinalizer(lambda: sandbox.kubectl("delete", "clusterrolebinding", f"{name}-kubeflex"))
+        request.getfixturevalue("kubeflex_holds_cluster_admin")
     if cp_type == "external":
         sandbox.create_bootstrap_secret(f"{name}-bootstrap", "default")
         bootstrap = {"name": f"{name}-bootstrap", "namespace": "default", "inClusterKey": "kubeconfig-incluster"}
