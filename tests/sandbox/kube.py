@@ -90,18 +90,6 @@ def run_watch(
             time.sleep(0.5)
 
 
-def condition(cond_type: str, status: bool, reason: str, message: str = "") -> dict[str, str]:
-    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    return {
-        "type": cond_type,
-        "status": "True" if status else "False",
-        "reason": reason,
-        "message": message,
-        "lastTransitionTime": now,
-        "lastUpdateTime": now,
-    }
-
-
 def front_service(api: client.ApiClient, namespace: str, name: str, port: int) -> str:
     """Service `name` on port 443 in front of a server of the node (its address, `port`), as the
     vcluster chart puts a Service in front of its pod; returns the ClusterIP pods reach it at."""
