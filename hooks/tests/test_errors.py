@@ -79,6 +79,25 @@ def test_a_deadline_is_neither_transient_nor_permanent() -> None:
         (TransientError("clusteradm init exited 1: boom"), "clusteradm init exited 1: boom"),
         (DeadlineExceeded("timed out after 9s waiting for x: y"), "timed out after 9s waiting for x: y"),
         (api_error(403, "Forbidden", {"message": "token abc is secret"}), "API error 403 Forbidden"),
+        (
+            api_error(
+                500,
+                "Internal Server Error",
+                {
+                    "reason": "InternalError",
+                    "message": 'Internal error occurred: failed calling webhook "manifestworkvalidators.admission.work.'
+                    'open-cluster-management.io": failed to call webhook: Post "https://cluster-manager-work-webhook.'
+                    'open-cluster-management-hub.svc:9443/validate?timeout=10s": dial tcp 10.244.0.9:9443: connect: '
+                    "connection refused",
+                },
+            ),
+            "admission webhook manifestworkvalidators.admission.work.open-cluster-management.io did not answer: "
+            "dial tcp 10.244.0.9:9443: connect: connection refused",
+        ),
+        (
+            api_error(500, "Internal Server Error", {"reason": "InternalError", "message": "etcdserver: token abc"}),
+            "API error 500 Internal Server Error",
+        ),
         (urllib3.exceptions.MaxRetryError(None, "/", ConnectionRefusedError()), "cannot connect: ConnectionRefusedError"),
         (KeyError("status"), "KeyError: 'status'"),
         (RuntimeError(), "RuntimeError"),

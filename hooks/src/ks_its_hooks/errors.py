@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import socket
 import ssl
 from dataclasses import dataclass
@@ -60,6 +61,28 @@ def api_reason(exc: ApiException) -> str:
     except (TypeError, ValueError):
         return ""
     return str(body.get("reason", "")) if isinstance(body, dict) else ""
+
+
+# The API server's own words when an admission webhook did not answer (apiserver's
+# webhookerrors): `failed calling webhook "<name>": failed to call webhook: <Verb> "<url>": <why>`.
+# Only its webhook name and network error are shown: they are the server's, never the request's.
+WEBHOOK_CALL_FAILED = re.compile(r'failed calling webhook "([^"]+)": (?:failed to call webhook: )?(?:\w+ "[^"]*": )?(.*)')
+WEBHOOK_WHY_MAX = 160
+
+
+def webhook_call_failure(exc: ApiException) -> str | None:
+    """`admission webhook <name> did not answer: <why>` for a 500 the API server gave because a
+    webhook it must call failed, else None."""
+    if exc.status != 500 or api_reason(exc) != "InternalError":
+        return None
+    try:
+        message = str(json.loads(exc.body or "{}").get("message", ""))
+    except (AttributeError, TypeError, ValueError):
+        return None
+    found = WEBHOOK_CALL_FAILED.search(message.splitlines()[0] if message else "")
+    if found is None:
+        return None
+    return f"admission webhook {found.group(1)} did not answer: {found.group(2)[:WEBHOOK_WHY_MAX]}"
 
 
 def rejected_certificate(exc: BaseException) -> ssl.SSLCertVerificationError | None:
@@ -111,11 +134,12 @@ def is_permanent(exc: BaseException) -> bool:
 
 def cause(exc: BaseException) -> str:
     """The cause for the failure line. Our own errors say it themselves; anything else is named
-    by its kind and first line, never with request or response bodies (they may hold credentials)."""
+    by its kind and first line, never with request or response bodies (they may hold credentials),
+    but for the webhook that did not answer and why, the API server's own words."""
     if (rejected := rejected_certificate(exc)) is not None:
         return f"the server's certificate is not trusted: {rejected.verify_message or rejected.reason or 'verify failed'}"
     if isinstance(exc, ApiException):
-        return f"API error {exc.status} {(exc.reason or '').strip()}".strip()
+        return webhook_call_failure(exc) or f"API error {exc.status} {(exc.reason or '').strip()}".strip()
     if isinstance(exc, TransientError | PermanentError | DeadlineExceeded | ConfigException):
         return str(exc)
     if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
