@@ -33,6 +33,9 @@ CHART = REPO / "chart"
 CHART_VERSION = yaml_value(CHART / "Chart.yaml", "version")
 APP_VERSION = yaml_value(CHART / "Chart.yaml", "appVersion")
 MUTATING = {"create", "update", "patch", "delete", "deletecollection"}
+# clusteradm 1.0.x's bootstrap identity (pkg/config/env.go), as a CSR's requester.
+KUBESTELLAR_BOOTSTRAP_USER = "system:serviceaccount:open-cluster-management:agent-registration-bootstrap"
+KUBESTELLAR_BOOTSTRAP_GROUPS = {"system:bootstrappers:managedcluster", "system:serviceaccounts:open-cluster-management"}
 
 
 @dataclass
@@ -264,14 +267,73 @@ class Sandbox:
         return path
 
     def join(self, wec: str, its: str, wec_kubeconfig: Path) -> None:
-        """What a WEC's administrator and the ITS's do: clusteradm join (where the hub's address
-        resolves: the sandbox's namespace, where the node's address reaches every API server), then
-        clusteradm accept on the hub; the klusterlet's images from the sandbox's registry."""
+        """What a WEC's administrator and the ITS's do with this project's clusteradm (v0.8.1): get token,
+        join, then accept on the hub."""
         hub = self.hub_kubeconfig(its)
         token = re.search(
             r"^token=(\S+)$", self.run(str(BIN / "clusteradm"), "get", "token", "--kubeconfig", str(hub)).stdout, re.MULTILINE
         )
         assert token, "clusteradm get token printed no token"
+        self.clusteradm_join(wec, wec_kubeconfig, its, token.group(1))
+        self.run(str(BIN / "clusteradm"), "accept", "--clusters", wec, "--kubeconfig", str(hub), "--wait")
+
+    def join_as_kubestellar(self, wec: str, its: str, wec_kubeconfig: Path) -> list[str]:
+        """KubeStellar 0.30's onboarding, whose tools are clusteradm 1.0.x (which cannot be built here),
+        step by step as clusteradm v1.0.2's source does it. Returns the requesters of the CSRs approved.
+
+        1. `clusteradm get token` (pkg/helpers/client.go, GetBootstrapTokenFromSA): a TokenRequest of
+           ServiceAccount open-cluster-management/agent-registration-bootstrap, expirationSeconds 3600,
+           no audience; on a hub without that ServiceAccount it fails, as 1.0 does.
+        2. `clusteradm join --hub-token ... --singleton` (KubeStellar's setup-kubestellar.sh): the real
+           clusteradm join, whose bootstrap kubeconfig (server, token, CA from kube-public/cluster-info)
+           1.0 builds the same way (createExternalBootstrapConfig).
+        3. `clusteradm accept --clusters <wec> --wait` (pkg/cmd/accept/exec.go): every second, the CSRs
+           labelled open-cluster-management.io/cluster-name=<wec> whose spec.username starts with
+           `system:bootstrap:` or is 1.0's bootstrap ServiceAccount, and whose groups hold
+           system:bootstrappers:managedcluster or system:serviceaccounts:open-cluster-management, all of
+           one requester, get condition Approved (UpdateApproval); then the ManagedCluster gets
+           hubAcceptsClient=true (merge patch); until a CSR is approved and the ManagedCluster exists."""
+        space = self.space_api(its)
+        request = client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600))
+        token = client.CoreV1Api(space).create_namespaced_service_account_token(
+            "agent-registration-bootstrap", "open-cluster-management", request
+        )
+        self.clusteradm_join(wec, wec_kubeconfig, its, str(token.status.token), "--singleton")
+        certificates, clusters = client.CertificatesV1Api(space), client.CustomObjectsApi(space)
+
+        def accept() -> list[str] | None:
+            labelled = certificates.list_certificate_signing_request(
+                label_selector=f"open-cluster-management.io/cluster-name={wec}"
+            ).items
+            eligible = [
+                csr
+                for csr in labelled
+                if str(csr.spec.username).startswith(("system:bootstrap:", KUBESTELLAR_BOOTSTRAP_USER))
+                and set(csr.spec.groups or [])
+                & {"system:bootstrappers:managedcluster", "system:serviceaccounts:open-cluster-management"}
+            ]
+            requesters = sorted({str(csr.spec.username) for csr in eligible})
+            if len(requesters) != 1:  # none yet, or several: 1.0 approves nothing then
+                return None
+            for csr in eligible:
+                if not {c.type for c in csr.status.conditions or []} & {"Approved", "Denied"}:
+                    approved = client.V1CertificateSigningRequestCondition(
+                        type="Approved", status="True", reason="clusteradm Approve"
+                    )
+                    csr.status.conditions = [*(csr.status.conditions or []), approved]
+                    certificates.replace_certificate_signing_request_approval(str(csr.metadata.name), csr)
+            clusters.patch_cluster_custom_object(
+                "cluster.open-cluster-management.io", "v1", "managedclusters", wec, {"spec": {"hubAcceptsClient": True}}
+            )
+            return requesters
+
+        return list(wait_until(f"clusteradm 1.0's accept of {wec}", accept, timeout=600))
+
+    def clusteradm_join(self, wec: str, wec_kubeconfig: Path, its: str, token: str, *flags: str) -> None:
+        """The real clusteradm join on the WEC's side (where the hub's address resolves: the sandbox's
+        namespace, where the node's address reaches every API server); the klusterlet's images from the
+        sandbox's registry."""
+        hub = self.hub_kubeconfig(its)
         if (self.controlplane(its) or {})["spec"]["type"] == "vcluster":  # at its NodePort, as cluster-info says
             service = self.core.read_namespaced_service("vcluster-nodeport", f"{its}-system")
             port = str(next(p.node_port for p in service.spec.ports if p.node_port))
@@ -283,7 +345,7 @@ class Sandbox:
             str(BIN / "clusteradm"),
             "join",
             "--hub-token",
-            token.group(1),
+            token,
             "--hub-apiserver",
             f"https://{self.state['node_ip']}:{port}",
             "--cluster-name",
@@ -295,9 +357,9 @@ class Sandbox:
             "--bundle-version",
             "default",
             "--wait",
+            *flags,
             timeout=600,
         )
-        self.run(str(BIN / "clusteradm"), "accept", "--clusters", wec, "--kubeconfig", str(hub), "--wait")
 
     def set_faults(self, key: str, **faults: Any) -> None:
         patch = {"data": {key: json.dumps(faults)}}

@@ -12,6 +12,7 @@ import pytest
 from kubernetes import client
 
 from tests.harness import (
+    KUBESTELLAR_BOOTSTRAP_USER,
     Sandbox,
     assert_ready_its,
     assert_status_addon,
@@ -84,7 +85,8 @@ def test_a_wec_joins_each_type_of_its_and_carries_work_both_ways(
     assert_ready_its(sandbox, name)
     assert_status_addon(sandbox, name, **settings)
 
-    sandbox.join(wec_name, name, wec_kubeconfig)
+    # KubeStellar 0.30's onboarding (clusteradm 1.0.x's identity): its approval takes only CSRs of it.
+    assert sandbox.join_as_kubestellar(wec_name, name, wec_kubeconfig) == [KUBESTELLAR_BOOTSTRAP_USER]
     hub = client.CustomObjectsApi(sandbox.space_api(name))
     joined = wait_until(
         "the ManagedCluster Joined and Available",
@@ -142,6 +144,33 @@ def test_a_wec_joins_each_type_of_its_and_carries_work_both_ways(
     sandbox.helm("helm3", "uninstall", "ks-its", "--namespace", namespace, "--wait")
 
 
+def set_default_cluster_set(sandbox: Sandbox, its: str, mode: str | None) -> None:
+    """Turn the hub registration's DefaultClusterSet feature on (Enable) or back to its default, off
+    (None), and wait until its controller runs with that setting alone."""
+    space = sandbox.space_api(its)
+    gates = [{"feature": "DefaultClusterSet", "mode": mode}] if mode else []
+    client.CustomObjectsApi(space).patch_cluster_custom_object(
+        "operator.open-cluster-management.io",
+        "v1",
+        "clustermanagers",
+        "cluster-manager",
+        {"spec": {"registrationConfiguration": {"featureGates": gates}}},
+    )
+    apps = client.AppsV1Api(space)
+
+    def rolled_out() -> bool:
+        deployment = apps.read_namespaced_deployment("cluster-manager-registration-controller", "open-cluster-management-hub")
+        args = deployment.spec.template.spec.containers[0].args or []
+        status = deployment.status
+        return (
+            ("--feature-gates=DefaultClusterSet=true" in args) == bool(mode)
+            and (status.observed_generation or 0) >= (deployment.metadata.generation or 0)
+            and status.replicas == status.updated_replicas == status.available_replicas
+        )
+
+    wait_until("the hub's registration controller rolled out", rolled_out, timeout=300)
+
+
 def test_install_clusteradm_false_serves_with_a_hub_someone_installed_first(sandbox: Sandbox, hook_runner: str) -> None:
     its = create_its(sandbox, unique("byo-hub"), "vcluster")
     wait_until("the space", lambda: (sandbox.controlplane(its["name"]) or {}).get("status", {}).get("secretRef"))
@@ -155,11 +184,30 @@ def test_install_clusteradm_false_serves_with_a_hub_someone_installed_first(sand
         "--bundle-version",
         "default",
     )
-    result = run_hook(sandbox, [{**its, "install_clusteradm": False}], deadline=300)
+    # A hub without the DefaultClusterSet feature has no ManagedClusterSet global, which the status
+    # add-on's Placement selects: refused at once, saying what to turn on.
+    set_default_cluster_set(sandbox, its["name"], None)
+    sets = client.CustomObjectsApi(sandbox.space_api(its["name"]))
+    sets.delete_cluster_custom_object("cluster.open-cluster-management.io", "v1beta2", "managedclustersets", "global")
+    brought = {**its, "install_clusteradm": False}
+    result = run_hook(sandbox, [brought], deadline=300)
+    assert result.returncode == 3, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"ITS {its['name']}: step status-addon failed: the hub has no ManagedClusterSet global, which the status "
+        "add-on's Placement selects (without it the add-on reaches no WEC): turn on the DefaultClusterSet feature "
+        "of the hub's registration (ClusterManager spec.registrationConfiguration.featureGates), then run the hook "
+        "again (helm upgrade)"
+    )
+    # Done as the line says, the next run makes the ITS ready.
+    set_default_cluster_set(sandbox, its["name"], "Enable")
+    result = run_hook(sandbox, [brought], deadline=300)
     assert result.returncode == 0, result.stderr
     assert 'msg="ClusterManager exists; not running clusteradm init"' in result.stderr
     assert 'msg="running clusteradm init"' not in result.stderr
     assert_ready_its(sandbox, its["name"])
+    # A hub the user brought is never changed: not even clusteradm 1.0's bootstrap identity is added.
+    space = client.CoreV1Api(sandbox.space_api(its["name"]))
+    assert or_none(space.read_namespaced_service_account, "agent-registration-bootstrap", "open-cluster-management") is None
 
 
 def test_a_hub_whose_images_its_registry_does_not_have_fails_at_once_naming_image_and_value(

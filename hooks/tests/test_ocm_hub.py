@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+
 from ks_its_hooks import ocm_hub
+from ks_its_hooks.errors import PermanentError, TransientError
 from ks_its_hooks.readiness import crds_pending
 from ks_its_hooks.spec import OcmSettings
 
@@ -82,3 +85,19 @@ def test_the_hub_records_its_owner_and_refuses_a_second_live_its() -> None:
         "the space is already the hub of ITS its1 of another hosting cluster (kube-system uid hosting-b)"
     )
     assert "remove the annotations its.kubestellar.io/its" in conflict
+
+
+def test_a_bundle_clusteradm_does_not_have_fails_at_once_and_other_init_failures_are_retried() -> None:
+    ocm = OcmSettings("", "v0.9.0")
+    said = (
+        "Error: couldn't find the requested version bundle: 0.9.0\n"  # what clusteradm v0.8.1 says (tests/test_chart_facts.py)
+    )
+    unknown = ocm_hub.init_failure(subprocess.CompletedProcess([], 1, "", said), ocm)
+    assert isinstance(unknown, PermanentError)
+    assert str(unknown) == (
+        "ocm.bundleVersion v0.9.0 is not a bundle the hook image's clusteradm can install "
+        "(the chart's schema lists those it has)"
+    )
+    other = ocm_hub.init_failure(subprocess.CompletedProcess([], 1, "", "Error: connection refused\n"), ocm)
+    assert isinstance(other, TransientError)
+    assert str(other) == "clusteradm init exited 1: Error: connection refused"

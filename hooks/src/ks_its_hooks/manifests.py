@@ -15,8 +15,17 @@ _env = jinja2.Environment(
 )
 
 
+def render_all(template: str, **values: Any) -> list[dict[str, Any]]:
+    """Every document of the template, in order."""
+    documents = [doc for doc in yaml.safe_load_all(_env.get_template(template).render(**values)) if doc is not None]
+    if not documents or not all(isinstance(doc, dict) for doc in documents):
+        raise ValueError(f"{template} did not render mappings")
+    return documents
+
+
 def render(template: str, **values: Any) -> dict[str, Any]:
-    document = yaml.safe_load(_env.get_template(template).render(**values))
-    if not isinstance(document, dict):
-        raise ValueError(f"{template} did not render a mapping")
-    return document
+    """The template's one document."""
+    documents = render_all(template, **values)
+    if len(documents) != 1:
+        raise ValueError(f"{template} rendered {len(documents)} documents, not one")
+    return documents[0]

@@ -5,10 +5,11 @@ would share one inventory), then wait until it is usable."""
 from __future__ import annotations
 
 import functools
+import subprocess
 from dataclasses import dataclass
 from typing import Any
 
-from . import commands, kube, workloads
+from . import bootstrap_identity, commands, kube, workloads
 from .errors import DeadlineExceeded, PermanentError, TransientError
 from .readiness import condition_reason, condition_status, crds_pending
 from .spec import OcmSettings
@@ -37,6 +38,8 @@ HUB_DEPLOYMENTS = (
     "cluster-manager-addon-manager-controller",
 )
 CLUSTERADM_ATTEMPTS = 3
+# What clusteradm says, before it touches the cluster, of a --bundle-version its bundle map lacks.
+UNKNOWN_BUNDLE = "couldn't find the requested version bundle"
 # What the hub records of the ITS it serves: its name, its ControlPlane's uid, and the hosting cluster
 # of that ControlPlane (the uid of its kube-system namespace), on the ClusterManager.
 OWNER_ITS = "its.kubestellar.io/its"
@@ -108,6 +111,17 @@ def clustermanager_pending(objects: dict[str, dict[str, Any]]) -> str | None:
     return None
 
 
+def init_failure(result: subprocess.CompletedProcess[str], ocm: OcmSettings) -> Exception:
+    """A failed clusteradm init: permanent when it cannot install the bundle asked for, else worth
+    another try."""
+    if UNKNOWN_BUNDLE in (result.stderr or "") + (result.stdout or ""):
+        return PermanentError(
+            f"ocm.bundleVersion {ocm.bundle_version} is not a bundle the hook image's clusteradm can install "
+            "(the chart's schema lists those it has)"
+        )
+    return TransientError(f"clusteradm init exited {result.returncode}: {commands.output_tail(result)}")
+
+
 def hub_exists(ctx: Context) -> bool:
     return ctx.space.client.get(kube.CLUSTERMANAGERS, CM_NAME) is not None  # None: no hub, or not even its CRD
 
@@ -124,7 +138,7 @@ def run_init(ctx: Context) -> None:
             )
             result = commands.run(ctx, init_command(ocm, paths["kubeconfig"]))
         if result.returncode != 0:
-            raise TransientError(f"clusteradm init exited {result.returncode}: {commands.output_tail(result)}")
+            raise init_failure(result, ocm)
 
     ctx.retry(attempt, "clusteradm init", attempts=CLUSTERADM_ATTEMPTS)
 
@@ -265,6 +279,8 @@ def ensure(ctx: Context) -> None:
         raise no_hub(ctx)
     claim(ctx)
     wait_ready(ctx)
+    if ctx.its.install_clusteradm:  # a hub the user brought is never changed
+        bootstrap_identity.ensure(ctx)
 
 
 def verify(ctx: Context) -> None:
@@ -272,16 +288,22 @@ def verify(ctx: Context) -> None:
         raise no_hub(ctx)
     verify_owner(ctx)
     wait_ready(ctx)
+    if ctx.its.install_clusteradm:
+        bootstrap_identity.verify(ctx)
 
 
 STEP = Step(
     name="ocm-hub",
     ensures="the OCM Cluster Manager runs in the space (clusteradm init, unless a hub exists or "
-    "install_clusteradm is false), recording this ITS as its owner unless another live ITS is",
+    "install_clusteradm is false), recording this ITS as its owner unless another live ITS is; on a hub "
+    "the hook installs, also clusteradm 1.0's WEC bootstrap identity (ServiceAccount "
+    f"{bootstrap_identity.NAMESPACE}/{bootstrap_identity.SERVICE_ACCOUNT}, ClusterRole {bootstrap_identity.CLUSTER_ROLE} "
+    "and its binding), beside v0.8.1's",
     verified_by=(
         f"ClusterManager {CM_NAME} records this ITS as its owner, is applied and not Progressing or "
-        "Degraded, the hub's Deployments available, every hub CRD Established, and the admission webhooks "
-        "answering a dry run"
+        "Degraded, the hub's Deployments available, every hub CRD Established, the admission webhooks "
+        "answering a dry run, and (hub the hook installs) clusteradm 1.0's bootstrap identity granting what a WEC's "
+        "bootstrap needs"
     ),
     ensure=ensure,
     verify=verify,

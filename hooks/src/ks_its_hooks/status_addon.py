@@ -29,6 +29,14 @@ CONTROLLER_DEPLOYMENT = "addon-status-controller"
 ADDON = "addon-status"
 # What the add-on chart creates besides its own kinds (upstream waits for exactly these two).
 NEEDED_CRDS = ("placements.cluster.open-cluster-management.io", "managedclustersetbindings.cluster.open-cluster-management.io")
+# The ManagedClusterSet the add-on's Placement `global` selects: the hub's registration controller
+# makes it when its DefaultClusterSet feature is on (as on every hub clusteradm init makes).
+CLUSTER_SET = "global"
+NO_CLUSTER_SET = (
+    f"the hub has no ManagedClusterSet {CLUSTER_SET}, which the status add-on's Placement selects (without it "
+    "the add-on reaches no WEC): turn on the DefaultClusterSet feature of the hub's registration "
+    "(ClusterManager spec.registrationConfiguration.featureGates), then run the hook again (helm upgrade)"
+)
 # What a user changes when the registry has no image of the add-on's controller.
 IMAGES_FIX = "the add-on chart's image must be in a registry the nodes pull from (statusAddon.values for a mirror)"
 
@@ -149,6 +157,20 @@ def addon_pending(objects: dict[str, dict[str, Any]]) -> str | None:
     return None if ADDON in objects else f"ClusterManagementAddOn {ADDON} does not exist"
 
 
+def cluster_set_pending(objects: dict[str, dict[str, Any]]) -> str | None:
+    return None if CLUSTER_SET in objects else f"ManagedClusterSet {CLUSTER_SET} does not exist"
+
+
+def check_cluster_set(ctx: Context) -> None:
+    """A hub the hook installed makes it soon after it serves: waited for. A hub the user brought
+    has had its chance: missing, it fails at once."""
+    if ctx.its.install_clusteradm:
+        what = f"ManagedClusterSet {CLUSTER_SET}"
+        ctx.space.client.wait(kube.MANAGEDCLUSTERSETS, cluster_set_pending, what, name=CLUSTER_SET)
+    elif ctx.space.client.get(kube.MANAGEDCLUSTERSETS, CLUSTER_SET) is None:
+        raise PermanentError(NO_CLUSTER_SET)
+
+
 def wait_running(ctx: Context) -> None:
     workloads.wait_available(ctx, NAMESPACE, (CONTROLLER_DEPLOYMENT,), "the status add-on controller", IMAGES_FIX)
     ctx.space.client.wait(kube.CLUSTERMANAGEMENTADDONS, addon_pending, f"ClusterManagementAddOn {ADDON}", name=ADDON)
@@ -179,6 +201,7 @@ def ensure(ctx: Context) -> None:
         return
     settings = ctx.config.status_addon
     wait_for_crds(ctx)
+    check_cluster_set(ctx)
     helm = Helm(ctx, pull_credentials(ctx))
     release = in_time(ctx, helm.release, "reading the status add-on release")
     differs = up_to_date(release, settings)
@@ -205,15 +228,17 @@ def verify(ctx: Context) -> None:
     differs = up_to_date(release, ctx.config.status_addon)
     if differs is not None:
         raise PermanentError(f"status add-on release {NAMESPACE}/{RELEASE}: {differs}")
+    check_cluster_set(ctx)
     wait_running(ctx)
 
 
 STEP = Step(
     name="status-addon",
     ensures=f"KubeStellar's OCM status add-on runs in the space (helm release {NAMESPACE}/{RELEASE}, unless "
-    "install_status_addon is false), installed only once the CRDs it needs are Established",
-    verified_by=f"release {RELEASE} deployed with the configured chart, version and values, Deployment "
-    f"{CONTROLLER_DEPLOYMENT} available, and ClusterManagementAddOn {ADDON} present",
+    f"install_status_addon is false), installed only once the CRDs it needs are Established and the hub has "
+    f"ManagedClusterSet {CLUSTER_SET}",
+    verified_by=f"release {RELEASE} deployed with the configured chart, version and values, ManagedClusterSet "
+    f"{CLUSTER_SET} present, Deployment {CONTROLLER_DEPLOYMENT} available, and ClusterManagementAddOn {ADDON} present",
     ensure=ensure,
     verify=verify,
 )
