@@ -210,11 +210,11 @@ def test_install_clusteradm_false_serves_with_a_hub_someone_installed_first(sand
     assert or_none(space.read_namespaced_service_account, "agent-registration-bootstrap", "open-cluster-management") is None
 
 
-def test_a_hub_whose_images_its_registry_does_not_have_fails_at_once_naming_image_and_value(
+def test_a_hub_whose_images_its_registry_does_not_have_fails_at_once_then_the_corrected_value_repairs_it(
     sandbox: Sandbox, hook_runner: str
 ) -> None:
     """The registry answers that it has no such image: no wait can mend that, the line says which
-    value to change."""
+    value to change; changed, the next run brings the hub to it (clusteradm upgrade clustermanager)."""
     its = create_its(sandbox, unique("no-images"), "vcluster")
     wrong = f"{sandbox.registry}/not-open-cluster-management"
     result = run_hook(sandbox, [its], deadline=DEADLINE, ocm_registry=wrong)
@@ -232,6 +232,20 @@ def test_a_hub_whose_images_its_registry_does_not_have_fails_at_once_naming_imag
     cp = sandbox.controlplane(its["name"]) or {}
     assert "kflex.kubestellar.io/cptype" not in (cp["metadata"].get("labels") or {})
     assert cp["metadata"]["annotations"]["its.kubestellar.io/status"].startswith("Failed: ocm-hub: Deployment")
+
+    # The user corrects ocm.imageRegistry, as the line says, and runs the hook again (helm upgrade).
+    result = run_hook(sandbox, [its], deadline=DEADLINE)
+    assert result.returncode == 0, result.stderr
+    assert 'msg="running clusteradm upgrade clustermanager"' in result.stderr
+    assert f'reason="was imageRegistry={wrong} bundleVersion=default"' in result.stderr
+    assert_ready_its(sandbox, its["name"])
+    hub = client.AppsV1Api(sandbox.space_api(its["name"]))
+    operator = hub.read_namespaced_deployment("cluster-manager", "open-cluster-management")
+    assert operator.spec.template.spec.containers[0].image == f"{sandbox.ocm_registry}/registration-operator:v0.13.1"
+    # Brought to its settings, the hub is not upgraded again.
+    again = run_hook(sandbox, [its], deadline=DEADLINE)
+    assert again.returncode == 0, again.stderr
+    assert "running clusteradm upgrade" not in again.stderr
 
 
 def test_a_hub_whose_registry_does_not_answer_says_so_while_it_waits(sandbox: Sandbox, hook_runner: str) -> None:

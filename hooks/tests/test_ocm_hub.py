@@ -28,7 +28,7 @@ def test_hub_is_ready_only_when_applied_and_every_crd_established() -> None:
 
 
 def test_clusteradm_command_passes_registry_and_bundle_only_when_set() -> None:
-    assert ocm_hub.init_command(OcmSettings("", "default"), "/k") == [
+    assert ocm_hub.clusteradm_command(ocm_hub.INIT, OcmSettings("", "default"), "/k") == [
         "clusteradm",
         "init",
         "--kubeconfig",
@@ -36,7 +36,7 @@ def test_clusteradm_command_passes_registry_and_bundle_only_when_set() -> None:
         "--bundle-version",
         "default",
     ]
-    mirrored = ocm_hub.init_command(OcmSettings("mirror.local/ocm", "v0.13.1"), "/k")
+    mirrored = ocm_hub.clusteradm_command(ocm_hub.UPGRADE, OcmSettings("mirror.local/ocm", "v0.13.1"), "/k")
     assert mirrored[-3:] == ["v0.13.1", "--image-registry", "mirror.local/ocm"]
 
 
@@ -92,12 +92,24 @@ def test_a_bundle_clusteradm_does_not_have_fails_at_once_and_other_init_failures
     said = (
         "Error: couldn't find the requested version bundle: 0.9.0\n"  # what clusteradm v0.8.1 says (tests/test_chart_facts.py)
     )
-    unknown = ocm_hub.init_failure(subprocess.CompletedProcess([], 1, "", said), ocm)
+    unknown = ocm_hub.clusteradm_failure(subprocess.CompletedProcess([], 1, "", said), ocm, ocm_hub.INIT)
     assert isinstance(unknown, PermanentError)
     assert str(unknown) == (
         "ocm.bundleVersion v0.9.0 is not a bundle the hook image's clusteradm can install "
         "(the chart's schema lists those it has)"
     )
-    other = ocm_hub.init_failure(subprocess.CompletedProcess([], 1, "", "Error: connection refused\n"), ocm)
+    other = ocm_hub.clusteradm_failure(
+        subprocess.CompletedProcess([], 1, "", "Error: connection refused\n"), ocm, ocm_hub.UPGRADE
+    )
     assert isinstance(other, TransientError)
-    assert str(other) == "clusteradm init exited 1: Error: connection refused"
+    assert str(other) == "clusteradm upgrade clustermanager exited 1: Error: connection refused"
+
+
+def test_the_hub_upgrades_only_when_its_recorded_settings_differ() -> None:
+    def clustermanager(**annotations: str) -> dict[str, object]:
+        return {"metadata": {"annotations": annotations}}
+
+    assert ocm_hub.recorded_settings(clustermanager()) is None
+    recorded = clustermanager(**{ocm_hub.SETTINGS_REGISTRY: "", ocm_hub.SETTINGS_BUNDLE: "default"})
+    assert ocm_hub.recorded_settings(recorded) == OcmSettings("", "default")
+    assert ocm_hub.recorded_settings(recorded) != OcmSettings("mirror.local/ocm", "default")

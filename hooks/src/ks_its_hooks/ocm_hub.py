@@ -45,6 +45,9 @@ UNKNOWN_BUNDLE = "couldn't find the requested version bundle"
 OWNER_ITS = "its.kubestellar.io/its"
 OWNER_CONTROLPLANE_UID = "its.kubestellar.io/controlplane-uid"
 OWNER_HOSTING_CLUSTER = "its.kubestellar.io/hosting-cluster"
+# The ocm.* settings the hook last brought the hub to (clusteradm init or upgrade), on the ClusterManager.
+SETTINGS_REGISTRY = "its.kubestellar.io/ocm-image-registry"
+SETTINGS_BUNDLE = "its.kubestellar.io/ocm-bundle-version"
 
 
 @dataclass(frozen=True)
@@ -85,11 +88,15 @@ def owner_conflict(recorded: HubOwner | None, me: HubOwner, recorded_alive: bool
     return None  # its ControlPlane is gone: the hub is free
 
 
-def init_command(ocm: OcmSettings, kubeconfig_path: str) -> list[str]:
-    command = ["clusteradm", "init", "--kubeconfig", kubeconfig_path, "--bundle-version", ocm.bundle_version]
+def clusteradm_command(verb: tuple[str, ...], ocm: OcmSettings, kubeconfig_path: str) -> list[str]:
+    """`clusteradm init` or `clusteradm upgrade clustermanager`, with the hub's settings."""
+    command = ["clusteradm", *verb, "--kubeconfig", kubeconfig_path, "--bundle-version", ocm.bundle_version]
     if ocm.image_registry:
         command += ["--image-registry", ocm.image_registry]
     return command
+
+
+INIT, UPGRADE = ("init",), ("upgrade", "clustermanager")
 
 
 def clustermanager_pending(objects: dict[str, dict[str, Any]]) -> str | None:
@@ -111,36 +118,71 @@ def clustermanager_pending(objects: dict[str, dict[str, Any]]) -> str | None:
     return None
 
 
-def init_failure(result: subprocess.CompletedProcess[str], ocm: OcmSettings) -> Exception:
-    """A failed clusteradm init: permanent when it cannot install the bundle asked for, else worth
-    another try."""
+def clusteradm_failure(result: subprocess.CompletedProcess[str], ocm: OcmSettings, verb: tuple[str, ...]) -> Exception:
+    """A failed clusteradm init or upgrade: permanent when it cannot install the bundle asked for,
+    else worth another try."""
     if UNKNOWN_BUNDLE in (result.stderr or "") + (result.stdout or ""):
         return PermanentError(
             f"ocm.bundleVersion {ocm.bundle_version} is not a bundle the hook image's clusteradm can install "
             "(the chart's schema lists those it has)"
         )
-    return TransientError(f"clusteradm init exited {result.returncode}: {commands.output_tail(result)}")
+    return TransientError(f"clusteradm {' '.join(verb)} exited {result.returncode}: {commands.output_tail(result)}")
 
 
 def hub_exists(ctx: Context) -> bool:
     return ctx.space.client.get(kube.CLUSTERMANAGERS, CM_NAME) is not None  # None: no hub, or not even its CRD
 
 
-def run_init(ctx: Context) -> None:
+def run_clusteradm(ctx: Context, verb: tuple[str, ...], why: str) -> None:
     ocm = ctx.config.ocm
 
     def attempt() -> None:
         with commands.private_files({"kubeconfig": ctx.space.kubeconfig}) as paths:
             ctx.info(
-                "running clusteradm init",
+                f"running clusteradm {' '.join(verb)}",
+                reason=why,
                 bundle_version=ocm.bundle_version,
                 image_registry=ocm.image_registry or "clusteradm default",
             )
-            result = commands.run(ctx, init_command(ocm, paths["kubeconfig"]))
+            result = commands.run(ctx, clusteradm_command(verb, ocm, paths["kubeconfig"]))
         if result.returncode != 0:
-            raise init_failure(result, ocm)
+            raise clusteradm_failure(result, ocm, verb)
 
-    ctx.retry(attempt, "clusteradm init", attempts=CLUSTERADM_ATTEMPTS)
+    ctx.retry(attempt, f"clusteradm {' '.join(verb)}", attempts=CLUSTERADM_ATTEMPTS)
+
+
+def recorded_settings(clustermanager: dict[str, Any]) -> OcmSettings | None:
+    """The settings the hook last brought the hub to, as recorded on it (None: never recorded)."""
+    annotations = (clustermanager.get("metadata") or {}).get("annotations") or {}
+    if SETTINGS_BUNDLE not in annotations:
+        return None
+    return OcmSettings(image_registry=annotations.get(SETTINGS_REGISTRY, ""), bundle_version=annotations[SETTINGS_BUNDLE])
+
+
+def upgrade_if_changed(ctx: Context) -> None:
+    """A hub the hook installed takes changed ocm.imageRegistry and ocm.bundleVersion through
+    `clusteradm upgrade clustermanager`, which re-applies the operator and the ClusterManager's images
+    and keeps its feature gates; `clusteradm init` would reset the ClusterManager. A hub whose settings
+    were never recorded (made before they were, or the run stopped before it recorded them) is upgraded
+    once to what is asked."""
+    recorded = recorded_settings(read_clustermanager(ctx))
+    if recorded == ctx.config.ocm:
+        return
+    why = (
+        "settings not recorded"
+        if recorded is None
+        else (f"was imageRegistry={recorded.image_registry or 'clusteradm default'} bundleVersion={recorded.bundle_version}")
+    )
+    run_clusteradm(ctx, UPGRADE, why)
+
+
+def record_settings(ctx: Context) -> None:
+    cm = read_clustermanager(ctx)
+    if recorded_settings(cm) == ctx.config.ocm:
+        return
+    ocm = ctx.config.ocm
+    patch = {"metadata": {"annotations": {SETTINGS_REGISTRY: ocm.image_registry, SETTINGS_BUNDLE: ocm.bundle_version}}}
+    ctx.space.client.patch(kube.CLUSTERMANAGERS, CM_NAME, patch, "recording the hub's settings")
 
 
 # What a user changes when the registry has none of OCM's images at the bundle's tag.
@@ -271,13 +313,18 @@ def no_hub(ctx: Context) -> PermanentError:
 
 
 def ensure(ctx: Context) -> None:
-    if hub_exists(ctx):
+    existed = hub_exists(ctx)
+    if existed:
         ctx.info("ClusterManager exists; not running clusteradm init")
     elif ctx.its.install_clusteradm:
-        run_init(ctx)
+        run_clusteradm(ctx, INIT, "no ClusterManager")
     else:
         raise no_hub(ctx)
-    claim(ctx)
+    claim(ctx)  # before any change to an existing hub: it may be another ITS's
+    if ctx.its.install_clusteradm:
+        if existed:
+            upgrade_if_changed(ctx)
+        record_settings(ctx)
     wait_ready(ctx)
     if ctx.its.install_clusteradm:  # a hub the user brought is never changed
         bootstrap_identity.ensure(ctx)
