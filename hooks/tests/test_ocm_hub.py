@@ -36,7 +36,7 @@ def test_clusteradm_command_passes_registry_and_bundle_only_when_set() -> None:
         "--bundle-version",
         "default",
     ]
-    mirrored = ocm_hub.clusteradm_command(ocm_hub.UPGRADE, OcmSettings("mirror.local/ocm", "v0.13.1"), "/k")
+    mirrored = ocm_hub.clusteradm_command(ocm_hub.INIT, OcmSettings("mirror.local/ocm", "v0.13.1"), "/k")
     assert mirrored[-3:] == ["v0.13.1", "--image-registry", "mirror.local/ocm"]
 
 
@@ -89,23 +89,21 @@ def test_the_hub_records_its_owner_and_refuses_a_second_live_its() -> None:
 
 def test_a_bundle_clusteradm_does_not_have_fails_at_once_and_other_init_failures_are_retried() -> None:
     ocm = OcmSettings("", "v0.9.0")
-    said = (
-        "Error: couldn't find the requested version bundle: 0.9.0\n"  # what clusteradm v0.8.1 says (tests/test_chart_facts.py)
-    )
+    # What clusteradm v0.8.1 says (tests/test_chart_facts.py asks it).
+    said = "Error: couldn't find the requested version bundle: 0.9.0\n"
     unknown = ocm_hub.clusteradm_failure(subprocess.CompletedProcess([], 1, "", said), ocm, ocm_hub.INIT)
     assert isinstance(unknown, PermanentError)
     assert str(unknown) == (
         "ocm.bundleVersion v0.9.0 is not a bundle the hook image's clusteradm can install "
         "(the chart's schema lists those it has)"
     )
-    other = ocm_hub.clusteradm_failure(
-        subprocess.CompletedProcess([], 1, "", "Error: connection refused\n"), ocm, ocm_hub.UPGRADE
-    )
+    refused = subprocess.CompletedProcess([], 1, "", "Error: connection refused\n")
+    other = ocm_hub.clusteradm_failure(refused, ocm, (*ocm_hub.INIT, "--dry-run"))
     assert isinstance(other, TransientError)
-    assert str(other) == "clusteradm upgrade clustermanager exited 1: Error: connection refused"
+    assert str(other) == "clusteradm init --dry-run exited 1: Error: connection refused"
 
 
-def test_the_hub_upgrades_only_when_its_recorded_settings_differ() -> None:
+def test_the_hub_is_brought_to_its_settings_only_when_the_recorded_ones_differ() -> None:
     def clustermanager(**annotations: str) -> dict[str, object]:
         return {"metadata": {"annotations": annotations}}
 
@@ -113,3 +111,23 @@ def test_the_hub_upgrades_only_when_its_recorded_settings_differ() -> None:
     recorded = clustermanager(**{ocm_hub.SETTINGS_REGISTRY: "", ocm_hub.SETTINGS_BUNDLE: "default"})
     assert ocm_hub.recorded_settings(recorded) == OcmSettings("", "default")
     assert ocm_hub.recorded_settings(recorded) != OcmSettings("mirror.local/ocm", "default")
+
+
+def test_the_images_a_hub_is_brought_to_are_those_clusteradm_renders() -> None:
+    operator = {
+        "kind": "Deployment",
+        "metadata": {"name": "cluster-manager", "namespace": "open-cluster-management"},
+        "spec": {
+            "template": {"spec": {"containers": [{"name": "registration-operator", "image": "r/registration-operator:v1"}]}}
+        },
+    }
+    clustermanager = {
+        "kind": "ClusterManager",
+        "metadata": {"name": "cluster-manager"},
+        "spec": {"registrationImagePullSpec": "r/registration:v1", "workImagePullSpec": "r/work:v1", "deployOption": {}},
+    }
+    namespace = {"kind": "Namespace", "metadata": {"name": "open-cluster-management"}}
+    assert ocm_hub.hub_images([namespace, operator, clustermanager]) == (
+        "r/registration-operator:v1",
+        {"registrationImagePullSpec": "r/registration:v1", "workImagePullSpec": "r/work:v1"},
+    )

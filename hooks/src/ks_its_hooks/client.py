@@ -111,8 +111,11 @@ class Client:
             ),
         )
 
-    def patch(self, kind: Kind, name: str, body: Object, what: str, namespace: str | None = None) -> Object | None:
-        """A JSON merge patch. With metadata.resourceVersion in body it applies to that version only:
+    def patch(
+        self, kind: Kind, name: str, body: Object, what: str, namespace: str | None = None, strategic: bool = False
+    ) -> Object | None:
+        """A JSON merge patch, or a strategic merge patch (built-in kinds: lists such as a pod's
+        containers merge by name). With metadata.resourceVersion in body it applies to that version only:
         None when the object changed since (409 Conflict), for the caller to decide again on what is
         there now (retrying the same patch could never succeed)."""
         try:
@@ -125,7 +128,9 @@ class Client:
                             "PATCH",
                             kind.path(namespace, name),
                             body=body,
-                            content_type="application/merge-patch+json",
+                            content_type="application/strategic-merge-patch+json"
+                            if strategic
+                            else "application/merge-patch+json",
                             field_manager=FIELD_MANAGER,
                         )
                     ),

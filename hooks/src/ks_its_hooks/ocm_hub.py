@@ -9,6 +9,8 @@ import subprocess
 from dataclasses import dataclass
 from typing import Any
 
+import yaml
+
 from . import bootstrap_identity, commands, kube, workloads
 from .errors import DeadlineExceeded, PermanentError, TransientError
 from .readiness import condition_reason, condition_status, crds_pending
@@ -89,14 +91,21 @@ def owner_conflict(recorded: HubOwner | None, me: HubOwner, recorded_alive: bool
 
 
 def clusteradm_command(verb: tuple[str, ...], ocm: OcmSettings, kubeconfig_path: str) -> list[str]:
-    """`clusteradm init` or `clusteradm upgrade clustermanager`, with the hub's settings."""
+    """A clusteradm command with the hub's settings."""
     command = ["clusteradm", *verb, "--kubeconfig", kubeconfig_path, "--bundle-version", ocm.bundle_version]
     if ocm.image_registry:
         command += ["--image-registry", ocm.image_registry]
     return command
 
 
-INIT, UPGRADE = ("init",), ("upgrade", "clustermanager")
+INIT = ("init",)
+# The images of the hub in its ClusterManager, which the operator deploys.
+CLUSTERMANAGER_IMAGE_FIELDS = (
+    "registrationImagePullSpec",
+    "workImagePullSpec",
+    "placementImagePullSpec",
+    "addOnManagerImagePullSpec",
+)
 
 
 def clustermanager_pending(objects: dict[str, dict[str, Any]]) -> str | None:
@@ -119,7 +128,7 @@ def clustermanager_pending(objects: dict[str, dict[str, Any]]) -> str | None:
 
 
 def clusteradm_failure(result: subprocess.CompletedProcess[str], ocm: OcmSettings, verb: tuple[str, ...]) -> Exception:
-    """A failed clusteradm init or upgrade: permanent when it cannot install the bundle asked for,
+    """A failed clusteradm init (or its dry run): permanent when it cannot install the bundle asked for,
     else worth another try."""
     if UNKNOWN_BUNDLE in (result.stderr or "") + (result.stdout or ""):
         return PermanentError(
@@ -133,22 +142,27 @@ def hub_exists(ctx: Context) -> bool:
     return ctx.space.client.get(kube.CLUSTERMANAGERS, CM_NAME) is not None  # None: no hub, or not even its CRD
 
 
-def run_clusteradm(ctx: Context, verb: tuple[str, ...], why: str) -> None:
+def run_init(ctx: Context) -> None:
     ocm = ctx.config.ocm
 
     def attempt() -> None:
         with commands.private_files({"kubeconfig": ctx.space.kubeconfig}) as paths:
             ctx.info(
-                f"running clusteradm {' '.join(verb)}",
-                reason=why,
+                "running clusteradm init",
                 bundle_version=ocm.bundle_version,
                 image_registry=ocm.image_registry or "clusteradm default",
             )
-            result = commands.run(ctx, clusteradm_command(verb, ocm, paths["kubeconfig"]))
+            result = commands.run(ctx, clusteradm_command(INIT, ocm, paths["kubeconfig"]))
         if result.returncode != 0:
-            raise clusteradm_failure(result, ocm, verb)
+            raise clusteradm_failure(result, ocm, INIT)
 
-    ctx.retry(attempt, f"clusteradm {' '.join(verb)}", attempts=CLUSTERADM_ATTEMPTS)
+    ctx.retry(attempt, "clusteradm init", attempts=CLUSTERADM_ATTEMPTS)
+
+
+def describe(settings: OcmSettings | None) -> str:
+    if settings is None:
+        return "no settings recorded"
+    return f"imageRegistry={settings.image_registry or 'clusteradm default'} bundleVersion={settings.bundle_version}"
 
 
 def recorded_settings(clustermanager: dict[str, Any]) -> OcmSettings | None:
@@ -159,21 +173,73 @@ def recorded_settings(clustermanager: dict[str, Any]) -> OcmSettings | None:
     return OcmSettings(image_registry=annotations.get(SETTINGS_REGISTRY, ""), bundle_version=annotations[SETTINGS_BUNDLE])
 
 
-def upgrade_if_changed(ctx: Context) -> None:
-    """A hub the hook installed takes changed ocm.imageRegistry and ocm.bundleVersion through
-    `clusteradm upgrade clustermanager`, which re-applies the operator and the ClusterManager's images
-    and keeps its feature gates; `clusteradm init` would reset the ClusterManager. A hub whose settings
-    were never recorded (made before they were, or the run stopped before it recorded them) is upgraded
-    once to what is asked."""
+def rendered_hub(ctx: Context) -> list[dict[str, Any]]:
+    """What `clusteradm init` would apply with the asked settings, as it renders it (--dry-run
+    --output-file): nothing is written; its requests are server-side dry runs."""
+    ocm = ctx.config.ocm
+    with commands.private_files({"kubeconfig": ctx.space.kubeconfig, "hub.yaml": ""}) as paths:
+        command = [*clusteradm_command(INIT, ocm, paths["kubeconfig"]), "--dry-run", "--output-file", paths["hub.yaml"]]
+        result = commands.run(ctx, command)
+        if result.returncode != 0:
+            raise clusteradm_failure(result, ocm, (*INIT, "--dry-run"))
+        with open(paths["hub.yaml"]) as rendered:
+            return [doc for doc in yaml.safe_load_all(rendered) if isinstance(doc, dict)]
+
+
+def hub_images(docs: list[dict[str, Any]]) -> tuple[str, dict[str, str]]:
+    """The cluster-manager operator's image and the ClusterManager's image fields, of rendered docs."""
+    operator = next(
+        doc
+        for doc in docs
+        if doc.get("kind") == "Deployment" and (doc.get("metadata") or {}).get("name") == OPERATOR_DEPLOYMENT
+    )
+    clustermanager = next(doc for doc in docs if doc.get("kind") == "ClusterManager")
+    spec = clustermanager.get("spec") or {}
+    return operator["spec"]["template"]["spec"]["containers"][0]["image"], {
+        field: spec[field] for field in CLUSTERMANAGER_IMAGE_FIELDS if field in spec
+    }
+
+
+def apply_settings(ctx: Context) -> None:
+    """Bring a hub the hook installed to changed ocm.imageRegistry and ocm.bundleVersion: what
+    `clusteradm upgrade clustermanager` does (it re-applies the operator and the ClusterManager, whose
+    images alone differ for one clusteradm), which v0.8.1 refuses until the hub serves, so not for a hub
+    whose images never ran. The images come from clusteradm's own rendering of the hub; the
+    ClusterManager's feature gates and anything else stay. `clusteradm init` would reset the ClusterManager.
+    A hub whose settings were never recorded (made before they were, or the run stopped before it
+    recorded them) is brought to what is asked, which changes nothing when it already is."""
     recorded = recorded_settings(read_clustermanager(ctx))
     if recorded == ctx.config.ocm:
         return
-    why = (
-        "settings not recorded"
+    operator_image, images = hub_images(rendered_hub(ctx))
+    space = ctx.space.client
+    operator = space.get(kube.DEPLOYMENTS, OPERATOR_DEPLOYMENT, OPERATOR_NAMESPACE)
+    if operator is None:
+        raise PermanentError(f"the hub has no Deployment {OPERATOR_NAMESPACE}/{OPERATOR_DEPLOYMENT}")
+    container = operator["spec"]["template"]["spec"]["containers"][0]
+    changed = []
+    if container.get("image") != operator_image:
+        patch = {"spec": {"template": {"spec": {"containers": [{"name": container["name"], "image": operator_image}]}}}}
+        space.patch(
+            kube.DEPLOYMENTS, OPERATOR_DEPLOYMENT, patch, "setting the operator's image", OPERATOR_NAMESPACE, strategic=True
+        )
+        changed.append(f"Deployment {OPERATOR_DEPLOYMENT}")
+    spec = read_clustermanager(ctx).get("spec") or {}
+    if any(spec.get(field) != image for field, image in images.items()):
+        space.patch(kube.CLUSTERMANAGERS, CM_NAME, {"spec": images}, "setting the ClusterManager's images")
+        changed.append(f"ClusterManager {CM_NAME}")
+    was = (
+        "not recorded"
         if recorded is None
-        else (f"was imageRegistry={recorded.image_registry or 'clusteradm default'} bundleVersion={recorded.bundle_version}")
+        else (f"imageRegistry={recorded.image_registry or 'clusteradm default'} bundleVersion={recorded.bundle_version}")
     )
-    run_clusteradm(ctx, UPGRADE, why)
+    ctx.info(
+        "brought the hub to its settings",
+        was=was,
+        image_registry=ctx.config.ocm.image_registry or "clusteradm default",
+        bundle_version=ctx.config.ocm.bundle_version,
+        changed=", ".join(changed) or "nothing",
+    )
 
 
 def record_settings(ctx: Context) -> None:
@@ -317,13 +383,13 @@ def ensure(ctx: Context) -> None:
     if existed:
         ctx.info("ClusterManager exists; not running clusteradm init")
     elif ctx.its.install_clusteradm:
-        run_clusteradm(ctx, INIT, "no ClusterManager")
+        run_init(ctx)
     else:
         raise no_hub(ctx)
     claim(ctx)  # before any change to an existing hub: it may be another ITS's
     if ctx.its.install_clusteradm:
         if existed:
-            upgrade_if_changed(ctx)
+            apply_settings(ctx)
         record_settings(ctx)
     wait_ready(ctx)
     if ctx.its.install_clusteradm:  # a hub the user brought is never changed
@@ -334,6 +400,13 @@ def verify(ctx: Context) -> None:
     if not hub_exists(ctx):
         raise no_hub(ctx)
     verify_owner(ctx)
+    if ctx.its.install_clusteradm and (recorded := recorded_settings(read_clustermanager(ctx))) != ctx.config.ocm:
+        was = (
+            "no settings"
+            if recorded is None
+            else f"imageRegistry={recorded.image_registry} bundleVersion={recorded.bundle_version}"
+        )
+        raise PermanentError(f"the hub records {was}, not the release's ocm values")
     wait_ready(ctx)
     if ctx.its.install_clusteradm:
         bootstrap_identity.verify(ctx)
@@ -342,15 +415,16 @@ def verify(ctx: Context) -> None:
 STEP = Step(
     name="ocm-hub",
     ensures="the OCM Cluster Manager runs in the space (clusteradm init, unless a hub exists or "
-    "install_clusteradm is false), recording this ITS as its owner unless another live ITS is; on a hub "
-    "the hook installs, also clusteradm 1.0's WEC bootstrap identity (ServiceAccount "
+    "install_clusteradm is false), recording this ITS as its owner unless another live ITS is; a hub "
+    "the hook installs is brought to changed ocm.imageRegistry and ocm.bundleVersion (the images clusteradm "
+    "renders for them), and serves clusteradm 1.0's WEC bootstrap identity (ServiceAccount "
     f"{bootstrap_identity.NAMESPACE}/{bootstrap_identity.SERVICE_ACCOUNT}, ClusterRole {bootstrap_identity.CLUSTER_ROLE} "
     "and its binding), beside v0.8.1's",
     verified_by=(
         f"ClusterManager {CM_NAME} records this ITS as its owner, is applied and not Progressing or "
         "Degraded, the hub's Deployments available, every hub CRD Established, the admission webhooks "
-        "answering a dry run, and (hub the hook installs) clusteradm 1.0's bootstrap identity granting what a WEC's "
-        "bootstrap needs"
+        "answering a dry run, and (hub the hook installs) the release's ocm settings recorded on it and clusteradm "
+        "1.0's bootstrap identity granting what a WEC's bootstrap needs"
     ),
     ensure=ensure,
     verify=verify,
