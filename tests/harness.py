@@ -277,7 +277,7 @@ class Sandbox:
         self.clusteradm_join(wec, wec_kubeconfig, its, token.group(1))
         self.run(str(BIN / "clusteradm"), "accept", "--clusters", wec, "--kubeconfig", str(hub), "--wait")
 
-    def join_as_kubestellar(self, wec: str, its: str, wec_kubeconfig: Path) -> list[str]:
+    def join_as_kubestellar(self, wec: str, its: str, wec_kubeconfig: Path, accept: bool = True) -> list[str]:
         """KubeStellar 0.30's onboarding, whose tools are clusteradm 1.0.x (which cannot be built here),
         step by step as clusteradm v1.0.2's source does it. Returns the requesters of the CSRs approved.
 
@@ -292,16 +292,19 @@ class Sandbox:
            `system:bootstrap:` or is 1.0's bootstrap ServiceAccount, and whose groups hold
            system:bootstrappers:managedcluster or system:serviceaccounts:open-cluster-management, all of
            one requester, get condition Approved (UpdateApproval); then the ManagedCluster gets
-           hubAcceptsClient=true (merge patch); until a CSR is approved and the ManagedCluster exists."""
+           hubAcceptsClient=true (merge patch); until a CSR is approved and the ManagedCluster exists.
+           Not done with accept=False, for a hub that approves the identity itself."""
         space = self.space_api(its)
         request = client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600))
         token = client.CoreV1Api(space).create_namespaced_service_account_token(
             "agent-registration-bootstrap", "open-cluster-management", request
         )
         self.clusteradm_join(wec, wec_kubeconfig, its, str(token.status.token), "--singleton")
+        if not accept:  # a hub that auto-approves this identity
+            return []
         certificates, clusters = client.CertificatesV1Api(space), client.CustomObjectsApi(space)
 
-        def accept() -> list[str] | None:
+        def approve() -> list[str] | None:
             labelled = certificates.list_certificate_signing_request(
                 label_selector=f"open-cluster-management.io/cluster-name={wec}"
             ).items
@@ -327,7 +330,7 @@ class Sandbox:
             )
             return requesters
 
-        return list(wait_until(f"clusteradm 1.0's accept of {wec}", accept, timeout=600))
+        return list(wait_until(f"clusteradm 1.0's accept of {wec}", approve, timeout=600))
 
     def clusteradm_join(self, wec: str, wec_kubeconfig: Path, its: str, token: str, *flags: str) -> None:
         """The real clusteradm join on the WEC's side (where the hub's address resolves: the sandbox's

@@ -144,6 +144,71 @@ def test_a_wec_joins_each_type_of_its_and_carries_work_both_ways(
     sandbox.helm("helm3", "uninstall", "ks-its", "--namespace", namespace, "--wait")
 
 
+def test_hub_options_reach_clusteradm_init_a_kubestellar_wec_is_auto_approved_and_a_changed_option_is_refused(
+    sandbox: Sandbox, wec: tuple[str, Path], hook_runner: str
+) -> None:
+    wec_name, wec_kubeconfig = wec
+    name = unique("hub-opts")
+    options = {
+        "featureGates": {"ManagedClusterAutoApproval": True},
+        "resources": {
+            "qosClass": "ResourceRequirement",
+            "requests": {"cpu": "10m", "memory": "64Mi"},
+            "limits": {"memory": "512Mi"},
+        },
+    }
+    its = {**create_its(sandbox, name, "vcluster"), "ocm": options}
+    result = run_hook(sandbox, [its], deadline=DEADLINE)
+    assert result.returncode == 0, result.stderr
+    assert_ready_its(sandbox, name)
+    cm = as_object(
+        client.CustomObjectsApi(sandbox.space_api(name)).get_cluster_custom_object(
+            "operator.open-cluster-management.io", "v1", "clustermanagers", "cluster-manager"
+        )
+    )
+    registration = cm["spec"]["registrationConfiguration"]
+    assert {"feature": "ManagedClusterAutoApproval", "mode": "Enable"} in registration["featureGates"]
+    assert KUBESTELLAR_BOOTSTRAP_USER in registration["autoApproveUsers"]
+    assert cm["spec"]["resourceRequirement"] == {
+        "type": "ResourceRequirement",
+        "resourceRequirements": {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "512Mi"}},
+    }
+    # The operator runs the hub with them.
+    apps = client.AppsV1Api(sandbox.space_api(name))
+    for namespace, deployment in (
+        ("open-cluster-management", "cluster-manager"),
+        ("open-cluster-management-hub", "cluster-manager-registration-controller"),
+    ):
+        resources = apps.read_namespaced_deployment(deployment, namespace).spec.template.spec.containers[0].resources
+        assert (resources.requests, resources.limits) == ({"cpu": "10m", "memory": "64Mi"}, {"memory": "512Mi"}), deployment
+
+    # A WEC joins as KubeStellar's do, and no one accepts it: the hub does.
+    sandbox.join_as_kubestellar(wec_name, name, wec_kubeconfig, accept=False)
+    hub = client.CustomObjectsApi(sandbox.space_api(name))
+    wait_until(
+        "the ManagedCluster accepted and joined",
+        lambda: conditions(as_object(hub.get_cluster_custom_object(*CLUSTER, wec_name))).get("ManagedClusterJoined") == "True",
+    )
+    csrs = (
+        client.CertificatesV1Api(sandbox.space_api(name))
+        .list_certificate_signing_request(label_selector=f"open-cluster-management.io/cluster-name={wec_name}")
+        .items
+    )
+    assert {(csr.spec.username, c.reason) for csr in csrs for c in csr.status.conditions or [] if c.type == "Approved"} == {
+        (KUBESTELLAR_BOOTSTRAP_USER, "AutoApprovedByHubCSRApprovingController")
+    }
+
+    # Options clusteradm can set only when it makes the hub: a change is refused, saying so.
+    result = run_hook(sandbox, [{"name": name, "type": "vcluster"}], deadline=DEADLINE)
+    assert result.returncode == 3, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"ITS {name}: step ocm-hub failed: the hub was made with feature gates ManagedClusterAutoApproval=true, "
+        "resources ResourceRequirement requests cpu=10m,memory=64Mi limits memory=512Mi, not feature gates none, "
+        "resources Default; clusteradm sets a hub's feature gates and resources only when it makes the hub: set "
+        "ocm.featureGates and ocm.resources back, or delete the ITS's ControlPlane for a new space and hub"
+    )
+
+
 def set_default_cluster_set(sandbox: Sandbox, its: str, mode: str | None) -> None:
     """Turn the hub registration's DefaultClusterSet feature on (Enable) or back to its default, off
     (None), and wait until its controller runs with that setting alone."""

@@ -82,7 +82,11 @@ cannot be checked one item at a time by the schema are checked by "its.validate"
 {{- if hasKey $its "install_status_addon" }}{{ $addon = $its.install_status_addon }}{{ end -}}
 {{- $credentials := get (include "its.typeCredentials" $ | fromJson) $type -}}
 {{- $space := dict "namespace" (include "its.spaceNamespace" $its.name) "credentials" (dict "secret" $credentials.secret "key" $credentials.key) -}}
-{{- $entry := dict "name" $its.name "type" $type "installClusteradm" $install "bootstrapSecret" nil "installStatusAddon" $addon "space" $space -}}
+{{- $ocm := $its.ocm | default dict -}}
+{{- $gates := mergeOverwrite (deepCopy $.Values.ocm.featureGates) (deepCopy ($ocm.featureGates | default dict)) -}}
+{{- $resources := $ocm.resources | default $.Values.ocm.resources -}}
+{{- $hub := dict "featureGates" $gates "resources" (dict "qosClass" $resources.qosClass "requests" ($resources.requests | default dict) "limits" ($resources.limits | default dict)) -}}
+{{- $entry := dict "name" $its.name "type" $type "installClusteradm" $install "bootstrapSecret" nil "installStatusAddon" $addon "space" $space "hub" $hub -}}
 {{- if eq $type "external" -}}
 {{- $boot := $its.bootstrapSecret | default dict -}}
 {{- $_ := set $entry "bootstrapSecret" (dict

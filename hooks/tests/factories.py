@@ -35,6 +35,7 @@ def its_json_item(name: str, space_type: SpaceType = "vcluster", **fields: objec
         "bootstrapSecret": None,
         "installStatusAddon": False,
         "space": {"namespace": f"{name}-system", "credentials": {"secret": secret, "key": key}},
+        "hub": {"featureGates": {}, "resources": {"qosClass": "Default", "requests": {}, "limits": {}}},
         **fields,
     }
 

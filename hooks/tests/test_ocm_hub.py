@@ -7,7 +7,7 @@ import subprocess
 from ks_its_hooks import ocm_hub
 from ks_its_hooks.errors import PermanentError, TransientError
 from ks_its_hooks.readiness import crds_pending
-from ks_its_hooks.spec import OcmSettings
+from ks_its_hooks.spec import HubOptions, OcmSettings
 
 
 def test_hub_is_ready_only_when_applied_and_every_crd_established() -> None:
@@ -27,8 +27,8 @@ def test_hub_is_ready_only_when_applied_and_every_crd_established() -> None:
     assert ocm_hub.clustermanager_pending(not_yet) == "ClusterManager not Applied (ApplyFailed x)"
 
 
-def test_clusteradm_command_passes_registry_and_bundle_only_when_set() -> None:
-    assert ocm_hub.clusteradm_command(ocm_hub.INIT, OcmSettings("", "default"), "/k") == [
+def test_clusteradm_command_passes_registry_bundle_and_hub_options_only_when_set() -> None:
+    assert ocm_hub.init_command(OcmSettings("", "default"), HubOptions(), "/k") == [
         "clusteradm",
         "init",
         "--kubeconfig",
@@ -36,8 +36,24 @@ def test_clusteradm_command_passes_registry_and_bundle_only_when_set() -> None:
         "--bundle-version",
         "default",
     ]
-    mirrored = ocm_hub.clusteradm_command(ocm_hub.INIT, OcmSettings("mirror.local/ocm", "v0.13.1"), "/k")
+    mirrored = ocm_hub.init_command(OcmSettings("mirror.local/ocm", "v0.13.1"), HubOptions(), "/k")
     assert mirrored[-3:] == ["v0.13.1", "--image-registry", "mirror.local/ocm"]
+    options = HubOptions(
+        feature_gates=(("ManagedClusterAutoApproval", True), ("ResourceCleanup", False)),
+        qos_class="ResourceRequirement",
+        requests=(("cpu", "10m"), ("memory", "64Mi")),
+        limits=(("memory", "512Mi"),),
+    )
+    assert ocm_hub.init_command(OcmSettings("", "default"), options, "/k")[6:] == [
+        "--feature-gates",
+        "ManagedClusterAutoApproval=true,ResourceCleanup=false",
+        "--resource-qos-class",
+        "ResourceRequirement",
+        "--resource-requests",
+        "cpu=10m,memory=64Mi",
+        "--resource-limits",
+        "memory=512Mi",
+    ]
 
 
 def clustermanager(**conditions: str) -> dict[str, dict[str, object]]:
@@ -91,14 +107,14 @@ def test_a_bundle_clusteradm_does_not_have_fails_at_once_and_other_init_failures
     ocm = OcmSettings("", "v0.9.0")
     # What clusteradm v0.8.1 says (tests/test_chart_facts.py asks it).
     said = "Error: couldn't find the requested version bundle: 0.9.0\n"
-    unknown = ocm_hub.clusteradm_failure(subprocess.CompletedProcess([], 1, "", said), ocm, ocm_hub.INIT)
+    unknown = ocm_hub.clusteradm_failure(subprocess.CompletedProcess([], 1, "", said), ocm, "init")
     assert isinstance(unknown, PermanentError)
     assert str(unknown) == (
         "ocm.bundleVersion v0.9.0 is not a bundle the hook image's clusteradm can install "
         "(the chart's schema lists those it has)"
     )
     refused = subprocess.CompletedProcess([], 1, "", "Error: connection refused\n")
-    other = ocm_hub.clusteradm_failure(refused, ocm, (*ocm_hub.INIT, "--dry-run"))
+    other = ocm_hub.clusteradm_failure(refused, ocm, "init --dry-run")
     assert isinstance(other, TransientError)
     assert str(other) == "clusteradm init --dry-run exited 1: Error: connection refused"
 

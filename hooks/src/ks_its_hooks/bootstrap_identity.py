@@ -19,6 +19,7 @@ NAMESPACE = "open-cluster-management"
 SERVICE_ACCOUNT = "agent-registration-bootstrap"
 CLUSTER_ROLE = "open-cluster-management:bootstrap"
 CLUSTER_ROLE_BINDING = "open-cluster-management:bootstrap:agent-registration"
+USER = f"system:serviceaccount:{NAMESPACE}:{SERVICE_ACCOUNT}"  # as a CSR's requester
 KINDS = {
     "ServiceAccount": kube.SERVICEACCOUNTS,
     "ClusterRole": kube.CLUSTERROLES,

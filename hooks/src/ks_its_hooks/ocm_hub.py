@@ -11,10 +11,10 @@ from typing import Any
 
 import yaml
 
-from . import bootstrap_identity, commands, kube, workloads
+from . import bootstrap_identity, commands, hub_options, kube, workloads
 from .errors import DeadlineExceeded, PermanentError, TransientError
 from .readiness import condition_reason, condition_status, crds_pending
-from .spec import OcmSettings
+from .spec import HubOptions, OcmSettings
 from .step import Context, Step
 
 CM_NAME = "cluster-manager"
@@ -90,15 +90,14 @@ def owner_conflict(recorded: HubOwner | None, me: HubOwner, recorded_alive: bool
     return None  # its ControlPlane is gone: the hub is free
 
 
-def clusteradm_command(verb: tuple[str, ...], ocm: OcmSettings, kubeconfig_path: str) -> list[str]:
-    """A clusteradm command with the hub's settings."""
-    command = ["clusteradm", *verb, "--kubeconfig", kubeconfig_path, "--bundle-version", ocm.bundle_version]
+def init_command(ocm: OcmSettings, hub: HubOptions, kubeconfig_path: str) -> list[str]:
+    """clusteradm init with the hub's settings and options."""
+    command = ["clusteradm", "init", "--kubeconfig", kubeconfig_path, "--bundle-version", ocm.bundle_version]
     if ocm.image_registry:
         command += ["--image-registry", ocm.image_registry]
-    return command
+    return command + hub_options.init_flags(hub)
 
 
-INIT = ("init",)
 # The images of the hub in its ClusterManager, which the operator deploys.
 CLUSTERMANAGER_IMAGE_FIELDS = (
     "registrationImagePullSpec",
@@ -127,7 +126,7 @@ def clustermanager_pending(objects: dict[str, dict[str, Any]]) -> str | None:
     return None
 
 
-def clusteradm_failure(result: subprocess.CompletedProcess[str], ocm: OcmSettings, verb: tuple[str, ...]) -> Exception:
+def clusteradm_failure(result: subprocess.CompletedProcess[str], ocm: OcmSettings, verb: str) -> Exception:
     """A failed clusteradm init (or its dry run): permanent when it cannot install the bundle asked for,
     else worth another try."""
     if UNKNOWN_BUNDLE in (result.stderr or "") + (result.stdout or ""):
@@ -135,7 +134,7 @@ def clusteradm_failure(result: subprocess.CompletedProcess[str], ocm: OcmSetting
             f"ocm.bundleVersion {ocm.bundle_version} is not a bundle the hook image's clusteradm can install "
             "(the chart's schema lists those it has)"
         )
-    return TransientError(f"clusteradm {' '.join(verb)} exited {result.returncode}: {commands.output_tail(result)}")
+    return TransientError(f"clusteradm {verb} exited {result.returncode}: {commands.output_tail(result)}")
 
 
 def hub_exists(ctx: Context) -> bool:
@@ -152,9 +151,9 @@ def run_init(ctx: Context) -> None:
                 bundle_version=ocm.bundle_version,
                 image_registry=ocm.image_registry or "clusteradm default",
             )
-            result = commands.run(ctx, clusteradm_command(INIT, ocm, paths["kubeconfig"]))
+            result = commands.run(ctx, init_command(ocm, ctx.its.hub, paths["kubeconfig"]))
         if result.returncode != 0:
-            raise clusteradm_failure(result, ocm, INIT)
+            raise clusteradm_failure(result, ocm, "init")
 
     ctx.retry(attempt, "clusteradm init", attempts=CLUSTERADM_ATTEMPTS)
 
@@ -178,10 +177,10 @@ def rendered_hub(ctx: Context) -> list[dict[str, Any]]:
     --output-file): nothing is written; its requests are server-side dry runs."""
     ocm = ctx.config.ocm
     with commands.private_files({"kubeconfig": ctx.space.kubeconfig, "hub.yaml": ""}) as paths:
-        command = [*clusteradm_command(INIT, ocm, paths["kubeconfig"]), "--dry-run", "--output-file", paths["hub.yaml"]]
+        command = [*init_command(ocm, ctx.its.hub, paths["kubeconfig"]), "--dry-run", "--output-file", paths["hub.yaml"]]
         result = commands.run(ctx, command)
         if result.returncode != 0:
-            raise clusteradm_failure(result, ocm, (*INIT, "--dry-run"))
+            raise clusteradm_failure(result, ocm, "init --dry-run")
         with open(paths["hub.yaml"]) as rendered:
             return [doc for doc in yaml.safe_load_all(rendered) if isinstance(doc, dict)]
 
@@ -243,12 +242,16 @@ def apply_settings(ctx: Context) -> None:
 
 
 def record_settings(ctx: Context) -> None:
+    """Record on the ClusterManager the ocm settings and hub options it now has, when they differ."""
     cm = read_clustermanager(ctx)
-    if recorded_settings(cm) == ctx.config.ocm:
-        return
     ocm = ctx.config.ocm
-    patch = {"metadata": {"annotations": {SETTINGS_REGISTRY: ocm.image_registry, SETTINGS_BUNDLE: ocm.bundle_version}}}
-    ctx.space.client.patch(kube.CLUSTERMANAGERS, CM_NAME, patch, "recording the hub's settings")
+    annotations = hub_options.record(ctx, cm)
+    if recorded_settings(cm) != ocm:
+        annotations |= {SETTINGS_REGISTRY: ocm.image_registry, SETTINGS_BUNDLE: ocm.bundle_version}
+    if annotations:
+        ctx.space.client.patch(
+            kube.CLUSTERMANAGERS, CM_NAME, {"metadata": {"annotations": annotations}}, "recording the hub's settings"
+        )
 
 
 # What a user changes when the registry has none of OCM's images at the bundle's tag.
@@ -387,13 +390,15 @@ def ensure(ctx: Context) -> None:
     else:
         raise no_hub(ctx)
     claim(ctx)  # before any change to an existing hub: it may be another ITS's
-    if ctx.its.install_clusteradm:
+    if ctx.its.install_clusteradm:  # a hub the user brought is never changed
         if existed:
+            hub_options.check(ctx, read_clustermanager(ctx))
             apply_settings(ctx)
         record_settings(ctx)
     wait_ready(ctx)
-    if ctx.its.install_clusteradm:  # a hub the user brought is never changed
+    if ctx.its.install_clusteradm:
         bootstrap_identity.ensure(ctx)
+        hub_options.ensure_auto_approved(ctx)
 
 
 def verify(ctx: Context) -> None:

@@ -37,6 +37,20 @@ class SpaceRef:
 
 
 @dataclass(frozen=True)
+class HubOptions:
+    """An ITS's `hub`: what `clusteradm init` is given besides ocm's settings when it makes the hub
+    (feature gates; the QoS class, requests and limits of the hub's containers), sorted by name."""
+
+    feature_gates: tuple[tuple[str, bool], ...] = ()
+    qos_class: str = "Default"
+    requests: tuple[tuple[str, str], ...] = ()
+    limits: tuple[tuple[str, str], ...] = ()
+
+    def gate(self, name: str) -> bool:
+        return dict(self.feature_gates).get(name, False)
+
+
+@dataclass(frozen=True)
 class ItsSpec:
     name: str
     type: SpaceType
@@ -44,6 +58,7 @@ class ItsSpec:
     bootstrap_secret: SecretRef | None
     install_status_addon: bool
     space: SpaceRef
+    hub: HubOptions = HubOptions()
 
 
 @dataclass(frozen=True)
@@ -96,6 +111,26 @@ def _secret_ref(raw: Any, where: str) -> SecretRef | None:
     )
 
 
+def _mapping(obj: dict[str, Any], key: str, kind: type, where: str) -> tuple[tuple[str, Any], ...]:
+    """A JSON object of `kind` values, as sorted pairs."""
+    raw = _field(obj, key, dict, where)
+    for name, value in raw.items():
+        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+            raise ConfigError(f"{where}.{key}.{name} must be a {kind.__name__}, got {type(value).__name__}")
+    return tuple(sorted(raw.items()))
+
+
+def _hub(obj: dict[str, Any], where: str) -> HubOptions:
+    hub = _field(obj, "hub", dict, where)
+    resources = _field(hub, "resources", dict, f"{where}.hub")
+    return HubOptions(
+        feature_gates=_mapping(hub, "featureGates", bool, f"{where}.hub"),
+        qos_class=_field(resources, "qosClass", str, f"{where}.hub.resources"),
+        requests=_mapping(resources, "requests", str, f"{where}.hub.resources"),
+        limits=_mapping(resources, "limits", str, f"{where}.hub.resources"),
+    )
+
+
 def _its(obj: Any, where: str) -> ItsSpec:
     if not isinstance(obj, dict):
         raise ConfigError(f"{where} must be an object")
@@ -118,6 +153,7 @@ def _its(obj: Any, where: str) -> ItsSpec:
             secret=_field(credentials, "secret", str, f"{where}.space.credentials"),
             key=_field(credentials, "key", str, f"{where}.space.credentials"),
         ),
+        hub=_hub(obj, where),
     )
 
 
