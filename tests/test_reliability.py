@@ -286,8 +286,27 @@ def test_space_api_server_killed_while_the_hook_waits(sandbox: Sandbox, hook_run
     hook.read_until('msg="waiting for the ClusterManager to be applied and running"')
     os.kill(space_apiserver_pid(name), signal.SIGKILL)
     result = hook.wait()
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 0, result.stderr + hub_pods_and_endpoints(sandbox, name)
     assert_ready_its(sandbox, name)
+
+
+def hub_pods_and_endpoints(sandbox: Sandbox, name: str) -> str:
+    """For a failure's message: the hub's pods as the space and the hosting cluster see them, and the
+    endpoints its webhooks are called at."""
+    space = sandbox.space_api(name)
+    lines = [
+        f"EndpointSlice {es.metadata.name}: "
+        + ", ".join(f"{','.join(ep.addresses)} ready={ep.conditions.ready}" for ep in es.endpoints or [])
+        for es in client.DiscoveryV1Api(space).list_namespaced_endpoint_slice("open-cluster-management-hub").items
+    ]
+    for where, api, namespace in (
+        ("space", client.CoreV1Api(space), "open-cluster-management-hub"),
+        ("hosting", sandbox.core, f"{name}-system"),
+    ):
+        for pod in api.list_namespaced_pod(namespace).items:
+            containers = [f"{c.name} ready={c.ready} restarts={c.restart_count}" for c in pod.status.container_statuses or []]
+            lines.append(f"{where} pod {pod.metadata.name} {pod.status.phase} {pod.status.pod_ip}: {'; '.join(containers)}")
+    return "\n" + "\n".join(lines)
 
 
 def test_hosting_api_server_failing_for_a_while(sandbox: Sandbox, hook_runner: str) -> None:
