@@ -301,11 +301,13 @@ def test_a_hub_whose_images_its_registry_does_not_have_fails_at_once_then_the_co
     # The user corrects ocm.imageRegistry, as the line says, and runs the hook again (helm upgrade).
     result = run_hook(sandbox, [its], deadline=DEADLINE)
     assert result.returncode == 0, result.stderr
-    assert (
+    brought = [line for line in result.stderr.splitlines() if 'msg="brought the hub to its settings"' in line]
+    assert len(brought) == 1, result.stderr
+    assert brought[0].endswith(
         f'msg="brought the hub to its settings" was="imageRegistry={wrong} bundleVersion=default" '
         f'now="imageRegistry={sandbox.ocm_registry} bundleVersion=default" '
         'changed="Deployment cluster-manager, ClusterManager cluster-manager"'
-    ) in result.stderr
+    ), brought[0]
     assert_ready_its(sandbox, its["name"])
     hub = client.AppsV1Api(sandbox.space_api(its["name"]))
     operator = hub.read_namespaced_deployment("cluster-manager", "open-cluster-management")

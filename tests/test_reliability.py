@@ -243,6 +243,11 @@ def test_a_deleted_hook_pod_is_replaced_without_using_up_a_retry(sandbox: Sandbo
             install, sandbox, "helm3", release, namespace, [{"name": name}], "--set", "hook.backoffLimit=0"
         )
         pod = wait_until("a running hook pod", running_hook_pod, interval=0.2)
+        # Mid-run: once the hook logged its first line (a pod deleted before its Python runs ends at the
+        # kubelet's SIGKILL, the hook has no say in it).
+        wait_until(
+            "the hook's first line", lambda: "step=" in sandbox.core.read_namespaced_pod_log(pod, namespace), interval=0.2
+        )
         sandbox.core.delete_namespaced_pod(pod, namespace)  # as kubectl delete pod or a drain does: SIGTERM
         result = installing.result()
     assert result.returncode == 0, result.stderr

@@ -146,3 +146,21 @@ def test_sigterm_ends_the_hook_at_once_saying_what_it_left_undone(tmp_path: Path
     )
     assert rest.splitlines()[-1] == expected
     assert log.read_text() == expected + "\n"
+
+
+def test_a_sigterm_while_the_hook_starts_is_kept_and_ends_it_once_it_knows_its_itses() -> None:
+    """A pod deleted while the hook still reads its configuration: as PID 1 it would ignore the signal."""
+    program = (
+        "import os, signal\n"
+        "from ks_its_hooks import termination\n"
+        "termination.hold_sigterm()\n"
+        "os.kill(os.getpid(), signal.SIGTERM)\n"
+        "termination.end_on_sigterm('install', ['a'], None)\n"
+        "print('ran on')\n"
+    )
+    hook = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=30, check=False)
+    assert (hook.returncode, hook.stdout) == (128 + signal.SIGTERM, ""), hook.stderr
+    assert hook.stderr.splitlines()[-1] == (
+        "ks-its-hook: install stopped by SIGTERM (pod deleted) before it finished: a; "
+        "the next hook run (helm upgrade) takes them up again"
+    )

@@ -130,6 +130,7 @@ def finish(me: termination.PodIdentity | None, hosting: client.ApiClient, failur
 
 
 def main(argv: list[str] | None = None) -> int:
+    termination.hold_sigterm()
     args = parse_args(argv)
     if args.command == "cleanup":
         return run_cleanup(args)

@@ -67,6 +67,17 @@ def write(me: PodIdentity, lines: Sequence[str]) -> None:
             handle.write(message(lines))
 
 
+# A SIGTERM received before the hook knows what it would leave undone (see hold_sigterm).
+_held: list[int] = []
+
+
+def hold_sigterm() -> None:
+    """From the hook's first statement: PID 1 ignores a SIGTERM it has no handler for, and a pod
+    deleted while the hook starts would then run on to the kubelet's SIGKILL. The signal is kept
+    until end_on_sigterm, which ends the hook at once for it."""
+    signal.signal(signal.SIGTERM, lambda signum, _frame: _held.append(signum))
+
+
 def end_on_sigterm(command: str, itses: Sequence[str], me: PodIdentity | None) -> None:
     """A deleted pod (helm --atomic undoing an install, a deleted Job, a drained node) gets SIGTERM.
     The hook is its container's PID 1, which the kernel shields from signals it has no handler for:
@@ -87,3 +98,5 @@ def end_on_sigterm(command: str, itses: Sequence[str], me: PodIdentity | None) -
             os._exit(128 + signum)
 
     signal.signal(signal.SIGTERM, end)
+    if _held:
+        end(_held[0], None)
