@@ -69,3 +69,12 @@ def test_an_image_the_registry_does_not_have_is_told_from_one_that_cannot_be_rea
     )
     assert workloads.missing_image(unreachable) is None
     assert workloads.missing_image(pod("CrashLoopBackOff", "code = NotFound")) is None
+
+
+def test_only_pods_of_the_deployments_current_images_say_why_it_is_not_available() -> None:
+    """After an image was corrected, the pod still pulling the wrong one is of an earlier rollout."""
+    corrected = {"spec": {"template": {"spec": {"containers": [{"name": "op", "image": "right/operator:v1"}]}}}}
+    old = {"spec": {"containers": [{"name": "op", "image": "wrong/operator:v1"}]}}
+    new = {"spec": {"containers": [{"name": "op", "image": "right/operator:v1"}]}}
+    assert not workloads.of_template(corrected, old)
+    assert workloads.of_template(corrected, new)

@@ -227,16 +227,10 @@ def apply_settings(ctx: Context) -> None:
     if any(spec.get(field) != image for field, image in images.items()):
         space.patch(kube.CLUSTERMANAGERS, CM_NAME, {"spec": images}, "setting the ClusterManager's images")
         changed.append(f"ClusterManager {CM_NAME}")
-    was = (
-        "not recorded"
-        if recorded is None
-        else (f"imageRegistry={recorded.image_registry or 'clusteradm default'} bundleVersion={recorded.bundle_version}")
-    )
     ctx.info(
         "brought the hub to its settings",
-        was=was,
-        image_registry=ctx.config.ocm.image_registry or "clusteradm default",
-        bundle_version=ctx.config.ocm.bundle_version,
+        was=describe(recorded),
+        now=describe(ctx.config.ocm),
         changed=", ".join(changed) or "nothing",
     )
 

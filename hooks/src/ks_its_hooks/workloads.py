@@ -35,15 +35,26 @@ def deployments_pending(names: tuple[str, ...], objects: dict[str, dict[str, Any
     return f"Deployments not available: {', '.join(missing)}" if missing else None
 
 
+def images(spec: dict[str, Any]) -> dict[str, str]:
+    """Container name -> image, init containers included, of a pod spec."""
+    return {c["name"]: c.get("image", "") for c in (spec.get("initContainers") or []) + (spec.get("containers") or [])}
+
+
+def of_template(deployment: dict[str, Any], pod: dict[str, Any]) -> bool:
+    """The pod runs the Deployment's current images: a pod of an earlier rollout (an image since
+    replaced) says nothing about the Deployment now."""
+    template = ((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}
+    return images(pod.get("spec") or {}) == images(template)
+
+
 def pod_trouble(pod: dict[str, Any]) -> str | None:
     """Why a pod does not run, as `kubectl get pods` says it, with the image it is about."""
-    spec, status = pod.get("spec") or {}, pod.get("status") or {}
-    images = {c["name"]: c.get("image", "") for c in (spec.get("initContainers") or []) + (spec.get("containers") or [])}
+    status, named = pod.get("status") or {}, images(pod.get("spec") or {})
     for container in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
         state = container.get("state") or {}
         problem = (state.get("waiting") or {}).get("reason") or (state.get("terminated") or {}).get("reason")
         if problem and problem not in ("ContainerCreating", "PodInitializing", "Completed"):
-            return f"{problem} (image {images.get(container.get('name', ''), container.get('image', ''))})"
+            return f"{problem} (image {named.get(container.get('name', ''), container.get('image', ''))})"
     if status.get("phase") == "Pending":
         scheduled = [c for c in status.get("conditions") or [] if c.get("type") == "PodScheduled"]
         if scheduled and scheduled[0].get("status") == "False":
@@ -53,14 +64,13 @@ def pod_trouble(pod: dict[str, Any]) -> str | None:
 
 def missing_image(pod: dict[str, Any]) -> str | None:
     """The image of a container of the pod that its registry does not have, if any."""
-    spec, status = pod.get("spec") or {}, pod.get("status") or {}
-    images = {c["name"]: c.get("image", "") for c in (spec.get("initContainers") or []) + (spec.get("containers") or [])}
+    status, named = pod.get("status") or {}, images(pod.get("spec") or {})
     for container in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
         waiting = (container.get("state") or {}).get("waiting") or {}
         if waiting.get("reason") in ("ErrImagePull", "ImagePullBackOff") and REGISTRY_HAS_NO_IMAGE in (
             waiting.get("message") or ""
         ):
-            return str(images.get(container.get("name", ""), container.get("image", "")))
+            return str(named.get(container.get("name", ""), container.get("image", "")))
     return None
 
 
@@ -76,7 +86,7 @@ def why_not_available(api: Client, namespace: str, names: tuple[str, ...], fix: 
             continue
         labels = ((deployment.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
         selector = ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
-        pods = api.list(kube.PODS, namespace, label_selector=selector)
+        pods = [p for p in api.list(kube.PODS, namespace, label_selector=selector) if of_template(deployment, p)]
         trouble = next((t for t in map(pod_trouble, pods) if t), None)
         line = f"Deployment {name} not available: {trouble or 'no pod of it is ready'}"
         missing = next((image for image in map(missing_image, pods) if image), None)
