@@ -17,7 +17,6 @@ from .step import Context
 
 RECORDED = "its.kubestellar.io/ocm-hub-options"
 AUTO_APPROVAL = "ManagedClusterAutoApproval"
-CM_NAME = "cluster-manager"
 
 
 def init_flags(hub: HubOptions) -> list[str]:
@@ -92,9 +91,9 @@ def ensure_auto_approved(ctx: Context) -> None:
     if not ctx.its.hub.gate(AUTO_APPROVAL):
         return
     while True:
-        clustermanager = ctx.space.client.get(kube.CLUSTERMANAGERS, CM_NAME)
+        clustermanager = ctx.space.client.get(kube.CLUSTERMANAGERS, kube.CLUSTER_MANAGER)
         if clustermanager is None:
-            raise PermanentError(f"ClusterManager {CM_NAME} is gone")
+            raise PermanentError(f"ClusterManager {kube.CLUSTER_MANAGER} is gone")
         registration = (clustermanager.get("spec") or {}).get("registrationConfiguration") or {}
         users = list(registration.get("autoApproveUsers") or [])
         if bootstrap_identity.USER in users:
@@ -103,10 +102,13 @@ def ensure_auto_approved(ctx: Context) -> None:
             "metadata": {"resourceVersion": clustermanager["metadata"]["resourceVersion"]},
             "spec": {"registrationConfiguration": {"autoApproveUsers": [*users, bootstrap_identity.USER]}},
         }
-        if ctx.space.client.patch(kube.CLUSTERMANAGERS, CM_NAME, patch, "adding an auto-approved user") is not None:
+        if (
+            ctx.space.client.patch(kube.CLUSTERMANAGERS, kube.CLUSTER_MANAGER, patch, "adding an auto-approved user")
+            is not None
+        ):
             ctx.info("the hub auto-approves clusteradm 1.0's bootstrap identity", user=bootstrap_identity.USER)
             return
         if ctx.deadline.expired():
             raise DeadlineExceeded(
-                f"timed out after {ctx.deadline.elapsed():.0f}s: ClusterManager {CM_NAME} changed at every try"
+                f"timed out after {ctx.deadline.elapsed():.0f}s: ClusterManager {kube.CLUSTER_MANAGER} changed at every try"
             )

@@ -61,6 +61,7 @@ CLUSTERROLES = Kind("rbac.authorization.k8s.io/v1", "clusterroles", "ClusterRole
 CLUSTERROLEBINDINGS = Kind("rbac.authorization.k8s.io/v1", "clusterrolebindings", "ClusterRoleBinding")
 # KubeFlex's, and the OCM hub's.
 CONTROLPLANES = Kind("tenancy.kflex.kubestellar.org/v1alpha1", "controlplanes", "ControlPlane")
+CLUSTER_MANAGER = "cluster-manager"  # the one ClusterManager of a hub clusteradm makes
 CLUSTERMANAGERS = Kind("operator.open-cluster-management.io/v1", "clustermanagers", "ClusterManager")
 MANAGEDCLUSTERS = Kind("cluster.open-cluster-management.io/v1", "managedclusters", "ManagedCluster")
 MANAGEDCLUSTERSETS = Kind("cluster.open-cluster-management.io/v1beta2", "managedclustersets", "ManagedClusterSet")

@@ -17,7 +17,7 @@ from .readiness import condition_reason, condition_status, crds_pending
 from .spec import HubOptions, OcmSettings
 from .step import Context, Step
 
-CM_NAME = "cluster-manager"
+CM_NAME = kube.CLUSTER_MANAGER
 # The CRDs a WEC registration and transport need; Established, not merely created.
 HUB_CRDS = (
     "managedclusters.cluster.open-cluster-management.io",
