@@ -47,7 +47,7 @@ UNKNOWN_BUNDLE = "couldn't find the requested version bundle"
 OWNER_ITS = "its.kubestellar.io/its"
 OWNER_CONTROLPLANE_UID = "its.kubestellar.io/controlplane-uid"
 OWNER_HOSTING_CLUSTER = "its.kubestellar.io/hosting-cluster"
-# The ocm.* settings the hook last brought the hub to (clusteradm init or upgrade), on the ClusterManager.
+# The ocm.* settings the hook last brought the hub to (clusteradm init, or apply_settings), on the ClusterManager.
 SETTINGS_REGISTRY = "its.kubestellar.io/ocm-image-registry"
 SETTINGS_BUNDLE = "its.kubestellar.io/ocm-bundle-version"
 
@@ -399,13 +399,11 @@ def verify(ctx: Context) -> None:
     if not hub_exists(ctx):
         raise no_hub(ctx)
     verify_owner(ctx)
-    if ctx.its.install_clusteradm and (recorded := recorded_settings(read_clustermanager(ctx))) != ctx.config.ocm:
-        was = (
-            "no settings"
-            if recorded is None
-            else f"imageRegistry={recorded.image_registry} bundleVersion={recorded.bundle_version}"
-        )
-        raise PermanentError(f"the hub records {was}, not the release's ocm values")
+    if ctx.its.install_clusteradm:
+        cm = read_clustermanager(ctx)
+        if (recorded := recorded_settings(cm)) != ctx.config.ocm:
+            raise PermanentError(f"the hub records {describe(recorded)}, not {describe(ctx.config.ocm)}")
+        hub_options.check(ctx, cm)
     wait_ready(ctx)
     if ctx.its.install_clusteradm:
         bootstrap_identity.verify(ctx)
@@ -414,16 +412,17 @@ def verify(ctx: Context) -> None:
 STEP = Step(
     name="ocm-hub",
     ensures="the OCM Cluster Manager runs in the space (clusteradm init, unless a hub exists or "
-    "install_clusteradm is false), recording this ITS as its owner unless another live ITS is; a hub "
-    "the hook installs is brought to changed ocm.imageRegistry and ocm.bundleVersion (the images clusteradm "
-    "renders for them), and serves clusteradm 1.0's WEC bootstrap identity (ServiceAccount "
+    "install_clusteradm is false, with the ITS's hub options), recording this ITS as its owner unless another "
+    "live ITS is; a hub the hook installs is brought to changed ocm.imageRegistry and ocm.bundleVersion (the "
+    "images clusteradm renders for them), refused if its hub options changed, and serves clusteradm 1.0's WEC "
+    "bootstrap identity (ServiceAccount "
     f"{bootstrap_identity.NAMESPACE}/{bootstrap_identity.SERVICE_ACCOUNT}, ClusterRole {bootstrap_identity.CLUSTER_ROLE} "
     "and its binding), beside v0.8.1's",
     verified_by=(
         f"ClusterManager {CM_NAME} records this ITS as its owner, is applied and not Progressing or "
         "Degraded, the hub's Deployments available, every hub CRD Established, the admission webhooks "
-        "answering a dry run, and (hub the hook installs) the release's ocm settings recorded on it and clusteradm "
-        "1.0's bootstrap identity granting what a WEC's bootstrap needs"
+        "answering a dry run, and (hub the hook installs) the release's ocm settings and the ITS's hub options "
+        "recorded on it and clusteradm 1.0's bootstrap identity granting what a WEC's bootstrap needs"
     ),
     ensure=ensure,
     verify=verify,
