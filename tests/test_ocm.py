@@ -221,16 +221,22 @@ def set_default_cluster_set(sandbox: Sandbox, its: str, mode: str | None) -> Non
         "cluster-manager",
         {"spec": {"registrationConfiguration": {"featureGates": gates}}},
     )
-    apps = client.AppsV1Api(space)
+    apps, core = client.AppsV1Api(space), client.CoreV1Api(space)
+    name, namespace = "cluster-manager-registration-controller", "open-cluster-management-hub"
+
+    def gated(args: list[str] | None) -> bool:
+        return "--feature-gates=DefaultClusterSet=true" in (args or [])
 
     def rolled_out() -> bool:
-        deployment = apps.read_namespaced_deployment("cluster-manager-registration-controller", "open-cluster-management-hub")
-        args = deployment.spec.template.spec.containers[0].args or []
+        deployment = apps.read_namespaced_deployment(name, namespace)
         status = deployment.status
+        selector = ",".join(f"{k}={v}" for k, v in deployment.spec.selector.match_labels.items())
+        pods = core.list_namespaced_pod(namespace, label_selector=selector).items  # terminating ones too
         return (
-            ("--feature-gates=DefaultClusterSet=true" in args) == bool(mode)
+            gated(deployment.spec.template.spec.containers[0].args) == bool(mode)
             and (status.observed_generation or 0) >= (deployment.metadata.generation or 0)
             and status.replicas == status.updated_replicas == status.available_replicas
+            and all(gated(pod.spec.containers[0].args) == bool(mode) for pod in pods)
         )
 
     wait_until("the hub's registration controller rolled out", rolled_out, timeout=300)
@@ -253,7 +259,8 @@ def test_install_clusteradm_false_serves_with_a_hub_someone_installed_first(sand
     # add-on's Placement selects: refused at once, saying what to turn on.
     set_default_cluster_set(sandbox, its["name"], None)
     sets = client.CustomObjectsApi(sandbox.space_api(its["name"]))
-    sets.delete_cluster_custom_object("cluster.open-cluster-management.io", "v1beta2", "managedclustersets", "global")
+    # (Gone already when the controller was replaced before it made it.)
+    or_none(sets.delete_cluster_custom_object, "cluster.open-cluster-management.io", "v1beta2", "managedclustersets", "global")
     brought = {**its, "install_clusteradm": False}
     result = run_hook(sandbox, [brought], deadline=300)
     assert result.returncode == 3, result.stderr
@@ -265,6 +272,10 @@ def test_install_clusteradm_false_serves_with_a_hub_someone_installed_first(sand
     )
     # Done as the line says, the next run makes the ITS ready.
     set_default_cluster_set(sandbox, its["name"], "Enable")
+    wait_until(
+        "the hub's ManagedClusterSet global",
+        lambda: sets.get_cluster_custom_object("cluster.open-cluster-management.io", "v1beta2", "managedclustersets", "global"),
+    )
     result = run_hook(sandbox, [brought], deadline=300)
     assert result.returncode == 0, result.stderr
     assert 'msg="ClusterManager exists; not running clusteradm init"' in result.stderr
