@@ -8,6 +8,7 @@ with a line saying so, never silently keeping the old ones.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from . import bootstrap_identity, kube
@@ -19,16 +20,21 @@ RECORDED = "its.kubestellar.io/ocm-hub-options"
 AUTO_APPROVAL = "ManagedClusterAutoApproval"
 
 
+def joined(pairs: Iterable[tuple[str, object]]) -> str:
+    """`name=value,...` as clusteradm's flags take them (booleans as true/false)."""
+    return ",".join(f"{name}={str(value).lower() if isinstance(value, bool) else value}" for name, value in pairs)
+
+
 def init_flags(hub: HubOptions) -> list[str]:
     """clusteradm init's flags for the options that differ from its defaults."""
     flags = []
     if hub.feature_gates:
-        flags += ["--feature-gates", ",".join(f"{name}={str(on).lower()}" for name, on in hub.feature_gates)]
+        flags += ["--feature-gates", joined(hub.feature_gates)]
     if hub.qos_class != HubOptions.qos_class:
         flags += ["--resource-qos-class", hub.qos_class]
     for flag, quantities in (("--resource-requests", hub.requests), ("--resource-limits", hub.limits)):
         if quantities:
-            flags += [flag, ",".join(f"{name}={quantity}" for name, quantity in quantities)]
+            flags += [flag, joined(quantities)]
     return flags
 
 
@@ -47,11 +53,9 @@ def encode(hub: HubOptions) -> str:
 
 def describe(encoded: str) -> str:
     options = json.loads(encoded)
-    gates = ",".join(f"{name}={str(on).lower()}" for name, on in options["featureGates"].items()) or "none"
+    gates = joined(options["featureGates"].items()) or "none"
     resources = options["qosClass"] + "".join(
-        f" {kind} " + ",".join(f"{name}={quantity}" for name, quantity in options[kind].items())
-        for kind in ("requests", "limits")
-        if options[kind]
+        f" {kind} {joined(options[kind].items())}" for kind in ("requests", "limits") if options[kind]
     )
     return f"feature gates {gates}, resources {resources}"
 
